@@ -1,0 +1,1 @@
+//! Criterion benchmarks of Mephisto against peers; the benches live in `benches/`.
