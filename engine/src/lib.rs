@@ -1,6 +1,31 @@
 //! Mephisto's engine: the only crate that opens sockets.
 //!
-//! This crate will own broker connections, cluster metadata, the producer, the fetcher, admin
-//! requests and the driver of the consumer-group state machine. It is empty until the engine
-//! work lands.
+//! # Layout
+//! - [`config`]: [`ClientConfig`], bootstrap brokers, timeouts, backoff, limits.
+//! - [`broker_url`]: parsing `kafka://host:port,host:port` bootstrap lists.
+//! - [`error`]: [`EngineError`] and [`KafkaError`] (every Kafka error code, named, with Kafka's
+//!   retriable flag).
+//! - [`backoff`]: exponential backoff with jitter for reconnects and retries.
+//! - [`connection`]: one pipelined broker connection driven by its own task.
+//! - [`cluster`]: [`Cluster`], the metadata cache and the connection pool; routes requests to
+//!   brokers, partition leaders or any broker. Its module docs list the public API.
+//! - [`admin`]: topic creation and deletion, topic listing, ListOffsets.
+//!
+//! The producer, the fetcher and the consumer-group driver build on [`Cluster`].
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod backoff;
+pub mod broker_url;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+
+pub use admin::{Admin, NewTopic, OffsetSpec};
+pub use broker_url::BrokerAddr;
+pub use cluster::{Cluster, Purpose, Response};
+pub use config::ClientConfig;
+pub use error::{EngineError, KafkaError};
+pub use kafka_protocol::messages::BrokerId;
