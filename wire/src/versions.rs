@@ -19,6 +19,7 @@
 //! A broker missing a *required* API, or with no version in common, cannot be used at all and
 //! [`negotiate`] fails naming every such API. *Optional* APIs (transactions, admin) are simply
 //! absent from the result; a feature that needs one asks with [`NegotiatedVersions::require`].
+//! InitProducerId is optional too: without it the producer falls back to plain acks=all.
 
 use std::fmt;
 
@@ -103,7 +104,9 @@ pub const MEPHISTO_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteTopics, 1, 6, false),
     // Idempotent producing (on by default since Kafka 3.0) needs a producer id. kafka-protocol
     // 0.18 has v6 (two-phase commit, KIP-939) for responses only.
-    api(ApiKey::InitProducerId, 0, 5, true),
+    // Optional: without it the producer falls back to plain acks=all (or fails if idempotence
+    // was asked for explicitly).
+    api(ApiKey::InitProducerId, 0, 5, false),
     capped(
         ApiKey::AddPartitionsToTxn,
         0,
