@@ -1,6 +1,18 @@
 //! Consumer-group membership for Mephisto, as pure code driven by events and time.
 //!
-//! This crate will own the classic group protocol state machine, the assignors and offset
-//! tracking. It opens no sockets. It is empty until the consumer-group work lands.
+//! # Layout
+//! - [`assignor`]: the [`Assignor`] trait and the `range`, `roundrobin`, `cooperative-sticky`
+//!   and `mephisto-standby` assignors.
+//! - [`membership`]: the classic group protocol state machine (FindCoordinator, JoinGroup,
+//!   SyncGroup, Heartbeat, LeaveGroup) with events and time in, requests and decisions out.
+//! - [`offsets`]: offset tracking for out-of-order acks and the commit policy.
+//!
+//! This crate opens no sockets and reads no clock: the engine drives it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod assignor;
+pub mod membership;
+pub mod offsets;
+
+pub use assignor::{Assignor, GroupAssignment, MemberAssignment, MemberSubscription};

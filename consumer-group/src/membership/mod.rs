@@ -1,0 +1,1 @@
+//! Placeholder: the group membership state machine is being written.

@@ -1,0 +1,1 @@
+//! Placeholder: offset tracking is being written.
