@@ -22,6 +22,8 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fetcher;
+pub mod producer;
 
 pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use broker_url::BrokerAddr;
