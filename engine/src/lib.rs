@@ -10,8 +10,12 @@
 //! - [`cluster`]: [`Cluster`], the metadata cache and the connection pool; routes requests to
 //!   brokers, partition leaders or any broker. Its module docs list the public API.
 //! - [`admin`]: topic creation and deletion, topic listing, ListOffsets.
+//! - [`producer`]: batching per partition, idempotence, the murmur2 partitioner, a bounded
+//!   buffer; `send` resolves when the broker acknowledged.
+//! - [`fetcher`]: long-poll Fetch per leader broker, a bounded prefetch buffer, offset reset,
+//!   read_committed; yields `Bytes`-backed batches with no copy.
 //!
-//! The producer, the fetcher and the consumer-group driver build on [`Cluster`].
+//! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`].
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
