@@ -302,23 +302,8 @@ impl RawSender {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<Bytes, EngineError> {
-        let api = api_key::<R>()?;
-        let (tx, rx) = oneshot::channel();
-        let command = Command {
-            api,
-            encode: self.encoder(request, version),
-            reply: Reply::Response(tx),
-            deadline,
-            timeout,
-        };
-        let exchange = async {
-            self.tx.send(command).await.map_err(|_| self.dead())?;
-            rx.await.map_err(|_| self.dead())?
-        };
-        match tokio::time::timeout_at(deadline, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out(api, timeout)),
-        }
+        self.submit(request, version, deadline, timeout, Reply::Response)
+            .await
     }
 
     /// Sends a request that gets no response; resolves once it is written.
@@ -329,12 +314,26 @@ impl RawSender {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(), EngineError> {
+        self.submit(request, version, deadline, timeout, Reply::Written)
+            .await
+    }
+
+    /// Queues a request for the connection task and waits for the reply `reply` asks for, all
+    /// within `deadline`.
+    async fn submit<R: Request + Send + 'static, T>(
+        &self,
+        request: R,
+        version: i16,
+        deadline: Instant,
+        timeout: Duration,
+        reply: fn(oneshot::Sender<Result<T, EngineError>>) -> Reply,
+    ) -> Result<T, EngineError> {
         let api = api_key::<R>()?;
         let (tx, rx) = oneshot::channel();
         let command = Command {
             api,
             encode: self.encoder(request, version),
-            reply: Reply::Written(tx),
+            reply: reply(tx),
             deadline,
             timeout,
         };
