@@ -76,6 +76,17 @@ pub enum AssignError {
         /// Why it could not be read.
         reason: String,
     },
+    /// Two subscriptions carry the same member id (the coordinator never sends that).
+    #[error("member id `{0}` appears more than once")]
+    DuplicateMember(String),
+    /// The user data for a member's assignment could not be encoded.
+    #[error("could not encode the assignment user data for member `{member}`: {reason}")]
+    EncodeUserData {
+        /// The member.
+        member: String,
+        /// Why it could not be encoded.
+        reason: String,
+    },
 }
 
 /// A partition assignor, run by the group leader.
@@ -92,3 +103,18 @@ pub trait Assignor: Send + Sync {
         context: &AssignContext,
     ) -> Result<GroupAssignment, AssignError>;
 }
+
+mod balance;
+mod common;
+pub mod cooperative_sticky;
+pub mod range;
+pub mod round_robin;
+pub mod standby;
+
+pub use cooperative_sticky::CooperativeStickyAssignor;
+pub use range::RangeAssignor;
+pub use round_robin::RoundRobinAssignor;
+pub use standby::{
+    CoPartitionGroup, StandbyAssignmentData, StandbyAssignor, StandbyConfig,
+    StandbySubscriptionData, UserDataError, STANDBY_USER_DATA_VERSION,
+};
