@@ -47,7 +47,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use mephisto_wire::messages::{decode_response, encode_request_frame, MessageError};
 use mephisto_wire::versions::NegotiatedVersions;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use crate::broker_url::BrokerAddr;
@@ -166,12 +166,18 @@ impl Connection {
         R: Request + Send + 'static,
     {
         let deadline = Instant::now() + timeout;
-        let payload = self
-            .shared
-            .raw
-            .request(request, version, deadline, timeout)
-            .await?;
-        Ok(decode_response::<R>(payload, version)?.body)
+        let raw = &self.shared.raw;
+        let payload = raw.request(request, version, deadline, timeout).await?;
+        match decode_response::<R>(payload, version) {
+            Ok(decoded) => Ok(decoded.body),
+            Err(error) => {
+                // A frame that does not decode means the stream can no longer be trusted:
+                // close the connection (failing whatever else is in flight) and report why.
+                let error = EngineError::Message(error);
+                raw.kill(error.clone());
+                Err(error)
+            }
+        }
     }
 
     /// Sends a request the broker will not answer (a Produce with `acks = 0`). Resolves once the
@@ -254,6 +260,8 @@ struct RawSender {
     broker: BrokerAddr,
     tx: mpsc::Sender<Command>,
     death: Arc<Death>,
+    /// Wakes the task to close the connection (see [`RawSender::kill`]).
+    kill: Arc<Notify>,
     client_id: StrBytes,
     max_frame_size: usize,
 }
@@ -265,6 +273,13 @@ impl std::fmt::Debug for Command {
 }
 
 impl RawSender {
+    /// Closes the connection because of `error`: the task fails every request in flight with
+    /// it and stops; later requests on this handle fail at once.
+    fn kill(&self, error: EngineError) {
+        self.death.set(error);
+        self.kill.notify_one();
+    }
+
     fn dead(&self) -> EngineError {
         self.death
             .get()

@@ -9,7 +9,7 @@ use mephisto_wire::frame::FrameDecoder;
 use mephisto_wire::header::{peek_correlation_id, CorrelationIds};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::inflight::{InFlight, Pending};
@@ -29,7 +29,10 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(super) fn spawn(stream: TcpStream, broker: BrokerAddr, config: &ClientConfig) -> RawSender {
     let (tx, rx) = mpsc::channel(QUEUE);
     let death = Arc::new(Death::default());
+    let kill = Arc::new(Notify::new());
     let driver = Driver {
+        kill: Arc::clone(&kill),
+        death: Arc::clone(&death),
         broker: broker.clone(),
         rx,
         decoder: FrameDecoder::new(config.max_frame_size),
@@ -50,6 +53,7 @@ pub(super) fn spawn(stream: TcpStream, broker: BrokerAddr, config: &ClientConfig
         broker,
         tx,
         death,
+        kill,
         client_id: StrBytes::from_string(config.client_id.clone()),
         max_frame_size: config.max_frame_size,
     }
@@ -72,6 +76,9 @@ enum Outcome {
 
 struct Driver {
     broker: BrokerAddr,
+    /// Notified when a handle closes the connection; the reason is then in `death`.
+    kill: Arc<Notify>,
+    death: Arc<Death>,
     rx: mpsc::Receiver<Command>,
     decoder: FrameDecoder,
     max_in_flight: usize,
@@ -111,6 +118,12 @@ impl Driver {
             rbuf.reserve(want);
             tokio::select! {
                 biased;
+                () = self.kill.notified() => {
+                    let reason = self.death.get().unwrap_or_else(|| {
+                        EngineError::closed(&self.broker, "closed by its owner")
+                    });
+                    return Outcome::Failed(reason);
+                }
                 read = rd.read_buf(&mut rbuf) => match read {
                     Ok(0) => {
                         return Outcome::Failed(EngineError::closed(
