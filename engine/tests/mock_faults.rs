@@ -1018,6 +1018,11 @@ async fn a_leader_that_does_not_know_the_topic_is_a_typed_error_within_the_timeo
         matches!(err, ProduceError::DeliveryTimeout { partition: 0, .. }),
         "{err:?}"
     );
+    // The timeout names the broker's last answer.
+    assert!(
+        err.to_string().contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "last error not named: {err}"
+    );
     assert!(stats.retries > 1, "retried: {stats:?}");
     assert!(
         elapsed >= delivery_timeout && elapsed < delivery_timeout * 2,

@@ -190,6 +190,8 @@ pub(crate) struct Batch {
     base_timestamp: Option<i64>,
     /// Produce attempts so far.
     pub(crate) attempts: u32,
+    /// Why the last attempt failed, if one did (named when the batch finally times out).
+    pub(crate) last_error: Option<Box<ProduceError>>,
     /// Not to be sent again before this instant (retry backoff).
     pub(crate) retry_at: Option<Instant>,
     /// No more records fit: it is ready regardless of linger.
@@ -211,6 +213,7 @@ impl Batch {
             size: BATCH_HEADER_SIZE,
             base_timestamp: None,
             attempts: 0,
+            last_error: None,
             retry_at: None,
             full: false,
             payload: Payload::Records(Vec::new()),

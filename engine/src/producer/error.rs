@@ -78,7 +78,10 @@ pub enum ProduceError {
     },
     /// The record was not acknowledged within `delivery_timeout`; it may or may not have been
     /// written.
-    #[error("record for {topic}-{partition} not acknowledged within {timeout:?}")]
+    #[error(
+        "record for {topic}-{partition} not acknowledged within {timeout:?}{}",
+        last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
+    )]
     DeliveryTimeout {
         /// Topic.
         topic: Arc<str>,
@@ -86,6 +89,8 @@ pub enum ProduceError {
         partition: i32,
         /// The configured delivery timeout.
         timeout: Duration,
+        /// The error of the last attempt, when one was sent and failed.
+        last_error: Option<Box<ProduceError>>,
     },
     /// Idempotence was explicitly requested but the cluster cannot give a producer id.
     #[error("idempotence requested but no producer id is available: {reason}")]

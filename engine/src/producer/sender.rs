@@ -460,11 +460,12 @@ impl Sender {
         if missing_leader {
             self.want_refresh = true;
         }
-        for batch in drained.expired {
+        for mut batch in drained.expired {
             let error = ProduceError::DeliveryTimeout {
                 topic: Arc::clone(&batch.tp.topic),
                 partition: batch.tp.partition,
                 timeout: self.cfg.delivery_timeout,
+                last_error: batch.last_error.take(),
             };
             self.fail_batch(batch, error);
         }
@@ -772,7 +773,7 @@ impl Sender {
         }
     }
 
-    fn retry_or_fail(&mut self, batch: Batch, failure: ProduceError, now: Instant) {
+    fn retry_or_fail(&mut self, mut batch: Batch, failure: ProduceError, now: Instant) {
         if batch.attempts > self.cfg.retries {
             self.fail_batch(batch, failure);
         } else if now >= batch.created + self.cfg.delivery_timeout {
@@ -780,10 +781,12 @@ impl Sender {
                 topic: Arc::clone(&batch.tp.topic),
                 partition: batch.tp.partition,
                 timeout: self.cfg.delivery_timeout,
+                last_error: Some(Box::new(failure)),
             };
             self.fail_batch(batch, timeout);
         } else {
             tracing::debug!(tp = %batch.tp, attempt = batch.attempts, %failure, "retrying batch");
+            batch.last_error = Some(Box::new(failure));
             if let Ok(mut stats) = self.stats.lock() {
                 stats.retries += 1;
             }
