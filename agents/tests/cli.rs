@@ -335,12 +335,9 @@ fn errors_are_one_line_and_fast() {
         one_error_line(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
-    let out = mephisto(
-        "kafka://127.0.0.1:1",
-        &["consume", "t", "--group", "g"],
-        b"",
-    );
-    assert!(one_error_line(&out).contains("--group is not yet supported"));
+    let out = mephisto("kafka://127.0.0.1:1", &["consume", "t", "--group", ""], b"");
+    assert!(one_error_line(&out).contains("--group must not be empty"));
+    assert_eq!(out.status.code(), Some(2));
     let out = mephisto("http://127.0.0.1:1", &["topics", "list"], b"");
     assert!(one_error_line(&out).contains("kafka://"));
 }

@@ -14,6 +14,7 @@
 //!   buffer; `send` resolves when the broker acknowledged.
 //! - [`fetcher`]: long-poll Fetch per leader broker, a bounded prefetch buffer, offset reset,
 //!   read_committed; yields `Bytes`-backed batches with no copy.
+//! - [`group`]: [`GroupConsumer`](group::GroupConsumer), a consumer-group member (classic protocol).
 //!
 //! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`].
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod fetcher;
+pub mod group;
 pub mod producer;
 
 pub use admin::{Admin, NewTopic, OffsetSpec};

@@ -204,19 +204,45 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Line)]
     pub format: Format,
-    /// Consumer group (not supported yet).
+    /// Consume as a member of this consumer group: only the partitions the group assigns,
+    /// from the committed offsets (`--from` applies where none is committed); what is printed
+    /// is acknowledged and committed (on an interval and on exit, including SIGTERM/SIGINT).
     #[arg(long)]
     pub group: Option<String>,
+    /// Partition assignor advertised first (with --group).
+    #[arg(long, value_enum, default_value_t = AssignorArg::Range, requires = "group")]
+    pub assignor: AssignorArg,
+    /// Session timeout in milliseconds (with --group).
+    #[arg(long, default_value_t = 45_000, requires = "group")]
+    pub session_timeout_ms: u64,
+    /// Static membership id, `group.instance.id` (with --group).
+    #[arg(long, requires = "group")]
+    pub instance_id: Option<String>,
+}
+
+/// Assignors of `consume --group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AssignorArg {
+    /// `range`.
+    Range,
+    /// `roundrobin`.
+    Roundrobin,
+    /// `cooperative-sticky`.
+    CooperativeSticky,
 }
 
 impl ConsumeArgs {
-    /// Refuses options that are not implemented yet.
+    /// Refuses option values the engine cannot use.
     pub fn check(&self) -> Result<(), CliError> {
-        if self.group.is_some() {
+        if self.group.as_deref() == Some("") {
+            return Err(CliError::Usage("--group must not be empty".into()));
+        }
+        if self.instance_id.as_deref() == Some("") {
+            return Err(CliError::Usage("--instance-id must not be empty".into()));
+        }
+        if self.session_timeout_ms == 0 || self.session_timeout_ms > i32::MAX as u64 {
             return Err(CliError::Usage(
-                "--group is not yet supported: consumer groups are not implemented; without \
-                 --group every partition is read"
-                    .into(),
+                "--session-timeout-ms must be between 1 and 2147483647".into(),
             ));
         }
         Ok(())

@@ -15,6 +15,9 @@ use crate::output::{self, Row};
 
 /// Runs the command.
 pub async fn run(cluster: Cluster, args: ConsumeArgs) -> Result<(), CliError> {
+    if let Some(group) = args.group.clone() {
+        return crate::group::run(cluster, args, group).await;
+    }
     let topic = cluster.topic(&args.topic).await?;
     let (position, reset) = match args.from {
         From::Earliest => (FetchPosition::Earliest, OffsetReset::Earliest),
@@ -105,7 +108,7 @@ fn format_batch(
 }
 
 /// Writes to stdout; `None` when the reader went away (a closed pipe ends the command quietly).
-fn write(out: &mut impl Write, bytes: &[u8]) -> Result<Option<()>, CliError> {
+pub fn write(out: &mut impl Write, bytes: &[u8]) -> Result<Option<()>, CliError> {
     match out.write_all(bytes) {
         Ok(()) => Ok(Some(())),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
@@ -113,7 +116,7 @@ fn write(out: &mut impl Write, bytes: &[u8]) -> Result<Option<()>, CliError> {
     }
 }
 
-fn flush(out: &mut impl Write) -> Result<Option<()>, CliError> {
+pub fn flush(out: &mut impl Write) -> Result<Option<()>, CliError> {
     match out.flush() {
         Ok(()) => Ok(Some(())),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use mephisto_engine::fetcher::FetchError;
+use mephisto_engine::group::GroupConsumerError;
 use mephisto_engine::producer::ProduceError;
 use mephisto_engine::EngineError;
 
@@ -34,6 +35,9 @@ pub enum CliError {
         /// The first failure.
         first: Box<CliError>,
     },
+    /// The consumer group.
+    #[error(transparent)]
+    Group(#[from] GroupConsumerError),
     /// Reading stdin or writing stdout.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

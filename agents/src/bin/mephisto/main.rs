@@ -7,6 +7,8 @@
 //!   topics delete NAME
 //!   produce TOPIC [--key-separator SEP] [--compression none|gzip|snappy|lz4|zstd] [--acks all|1|0]
 //!   consume TOPIC [--from earliest|latest] [--count N] [--idle-timeout-ms T] [--format line|json]
+//!                 [--group G [--assignor range|roundrobin|cooperative-sticky]
+//!                  [--session-timeout-ms T] [--instance-id ID]]
 //! ```
 //!
 //! The broker comes from `--broker`, else `MEPHISTO_BROKER`, else `kafka://127.0.0.1:9092`.
@@ -16,12 +18,13 @@
 //! # Layout
 //! - `args`: the command line (clap).
 //! - `error`: [`CliError`](error::CliError).
-//! - `topics`, `produce`, `consume`: one file per command.
+//! - `topics`, `produce`, `consume`: one file per command; `group`: `consume --group`.
 //! - `output`: the `line` and `json` record formats of `consume`.
 
 mod args;
 mod consume;
 mod error;
+mod group;
 mod output;
 mod produce;
 mod topics;

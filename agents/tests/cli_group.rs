@@ -1,0 +1,287 @@
+//! `mephisto consume --group` end to end against a private tansu: two CLI members share a
+//! topic while records keep coming; one is stopped with SIGTERM (nothing read twice) or
+//! killed with SIGKILL (the survivor takes its partitions after the session timeout, nothing
+//! is lost, duplicates only from the killed member's uncommitted window).
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::{mephisto_ok, tansu, unique};
+
+/// Session timeout of the members (tansu completes a join after about half of it).
+const SESSION_MS: u64 = 6000;
+
+/// One printed record: partition, offset, when it was read.
+type Line = (i32, i64, Instant);
+
+/// A `mephisto consume --group` process, killed on drop.
+struct Member {
+    child: Child,
+    lines: Arc<Mutex<Vec<Line>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(url: &str, topic: &str, group: &str) -> Self {
+        let session = SESSION_MS.to_string();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mephisto"))
+            .args(["--broker", url, "consume", topic, "--group", group])
+            .args(["--format", "json", "--session-timeout-ms", &session])
+            .args(["--idle-timeout-ms", "12000"])
+            .env_remove("MEPHISTO_BROKER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start mephisto");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines: Arc<Mutex<Vec<Line>>> = Arc::default();
+        let sink = Arc::clone(&lines);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                let p = v["partition"].as_i64().expect("partition") as i32;
+                let o = v["offset"].as_i64().expect("offset");
+                sink.lock().unwrap().push((p, o, Instant::now()));
+            }
+        });
+        Self {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.lines.lock().unwrap().len()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (at most `within`) and for its output to be read.
+    fn wait(&mut self, within: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                if let Some(r) = self.reader.take() {
+                    r.join().expect("reader");
+                }
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "member did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn lines(&self) -> Vec<Line> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Produces `rounds` rounds of `per_round` records, one round every `pause`, in a thread.
+fn produce_slowly(
+    url: &str,
+    topic: &str,
+    rounds: usize,
+    per_round: usize,
+    pause: Duration,
+) -> JoinHandle<()> {
+    let url = url.to_owned();
+    let topic = topic.to_owned();
+    std::thread::spawn(move || {
+        for round in 0..rounds {
+            let input: String = (0..per_round).map(|i| format!("r{round}-{i}\n")).collect();
+            mephisto_ok(&url, &["produce", &topic], input.as_bytes());
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How often each `(partition, offset)` was printed.
+fn tally<'a>(lines: impl IntoIterator<Item = &'a Line>) -> BTreeMap<(i32, i64), usize> {
+    let mut seen = BTreeMap::new();
+    for (p, o, _) in lines {
+        *seen.entry((*p, *o)).or_default() += 1;
+    }
+    seen
+}
+
+const ROUNDS: usize = 30;
+const PER_ROUND: usize = 500;
+
+#[test]
+fn sigterm_commits_and_leaves_without_duplicates() {
+    let broker = tansu();
+    let url = broker.url.as_str();
+    let topic = unique("cli-group-term");
+    let group = unique("g-term");
+    mephisto_ok(url, &["topics", "create", &topic, "--partitions", "6"], b"");
+    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, Duration::from_millis(200));
+    let mut a = Member::start(url, &topic, &group);
+    let mut b = Member::start(url, &topic, &group);
+    wait_until("both members printing", Duration::from_secs(60), || {
+        a.count() >= 1500 && b.count() >= 1
+    });
+    a.signal("-TERM");
+    let status = a.wait(Duration::from_secs(30));
+    assert!(status.success(), "SIGTERM exits cleanly: {status}");
+    producer.join().expect("producer");
+    let status = b.wait(Duration::from_secs(120));
+    assert!(status.success(), "survivor exits on idle: {status}");
+    let (la, lb) = (a.lines(), b.lines());
+    eprintln!(
+        "SIGTERM: member A printed {}, member B {}",
+        la.len(),
+        lb.len()
+    );
+    let seen = tally(la.iter().chain(lb.iter()));
+    let duplicates: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicates.is_empty(),
+        "records printed twice: {duplicates:?}"
+    );
+    assert_eq!(seen.len(), ROUNDS * PER_ROUND, "every record printed");
+}
+
+#[test]
+fn sigkill_survivor_takes_over_within_the_session_timeout() {
+    let broker = tansu();
+    let url = broker.url.as_str();
+    let topic = unique("cli-group-kill");
+    let group = unique("g-kill");
+    mephisto_ok(url, &["topics", "create", &topic, "--partitions", "6"], b"");
+    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, Duration::from_millis(200));
+    let mut a = Member::start(url, &topic, &group);
+    let mut b = Member::start(url, &topic, &group);
+    wait_until("both members printing", Duration::from_secs(60), || {
+        a.count() >= 1500 && b.count() >= 1
+    });
+    // A's partitions: those of its last records.
+    let la_before = a.lines();
+    let a_parts: BTreeSet<i32> = la_before.iter().rev().take(300).map(|l| l.0).collect();
+    let b_parts_before: BTreeSet<i32> = b.lines().iter().rev().take(300).map(|l| l.0).collect();
+    let killed = Instant::now();
+    a.child.kill().expect("kill -9");
+    a.wait(Duration::from_secs(10));
+    producer.join().expect("producer");
+    let status = b.wait(Duration::from_secs(120));
+    assert!(status.success(), "survivor exits on idle: {status}");
+    let (la, lb) = (a.lines(), b.lines());
+    let moved: BTreeSet<i32> = a_parts.difference(&b_parts_before).copied().collect();
+    let takeover = lb
+        .iter()
+        .find(|(p, _, t)| *t > killed && moved.contains(p))
+        .map(|(_, _, t)| *t - killed)
+        .expect("the survivor reads the killed member's partitions");
+    let seen = tally(la.iter().chain(lb.iter()));
+    let duplicates: Vec<(i32, i64)> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| *k)
+        .collect();
+    eprintln!(
+        "SIGKILL: member A printed {}, member B {}; partitions {moved:?} taken over after {takeover:?}; {} duplicates",
+        la.len(),
+        lb.len(),
+        duplicates.len()
+    );
+    assert_eq!(seen.len(), ROUNDS * PER_ROUND, "nothing lost");
+    assert!(
+        takeover < Duration::from_millis(SESSION_MS) * 3,
+        "takeover {takeover:?} beyond 3 session timeouts"
+    );
+    // Duplicates only in the killed member's partitions, at its last printed offsets.
+    let last_a: BTreeMap<i32, i64> = la.iter().fold(BTreeMap::new(), |mut m, (p, o, _)| {
+        let e = m.entry(*p).or_insert(*o);
+        *e = (*e).max(*o);
+        m
+    });
+    for (p, o) in &duplicates {
+        assert!(
+            moved.contains(p) && last_a.get(p).is_some_and(|last| o <= last),
+            "duplicate {p}@{o} outside the killed member's window"
+        );
+    }
+}
+
+#[test]
+fn a_second_run_resumes_after_the_committed_offsets() {
+    let broker = tansu();
+    let url = broker.url.as_str();
+    let topic = unique("cli-group-resume");
+    let group = unique("g-resume");
+    mephisto_ok(url, &["topics", "create", &topic, "--partitions", "3"], b"");
+    let input: String = (0..30).map(|i| format!("v{i}\n")).collect();
+    mephisto_ok(url, &["produce", &topic], input.as_bytes());
+    let session = SESSION_MS.to_string();
+    let run = |assignor: &str, count: &str| {
+        mephisto_ok(
+            url,
+            &[
+                "consume",
+                &topic,
+                "--group",
+                &group,
+                "--assignor",
+                assignor,
+                "--instance-id",
+                "cli-1",
+                "--session-timeout-ms",
+                &session,
+                "--count",
+                count,
+                "--idle-timeout-ms",
+                "8000",
+            ],
+            b"",
+        )
+    };
+    let first = run("cooperative-sticky", "20");
+    let second = run("cooperative-sticky", "100");
+    let mut values: Vec<&str> = first.lines().chain(second.lines()).collect();
+    assert_eq!(first.lines().count(), 20);
+    assert_eq!(
+        second.lines().count(),
+        10,
+        "the second run reads only the rest"
+    );
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), 30, "every record once");
+
+    // Group options need --group.
+    let out = support::mephisto(url, &["consume", &topic, "--assignor", "range"], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
