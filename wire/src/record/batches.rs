@@ -3,7 +3,9 @@
 //! A broker cuts the last batch of a response at the fetch size limit, so a trailing partial
 //! batch (fewer than 17 bytes, or fewer than 12 + batch length) ends the iteration without an
 //! error, as Kafka's `ByteBufferLogInputStream` does. Any other fault yields one error and ends the
-//! iteration, since the following framing can no longer be trusted.
+//! iteration, since the following framing can no longer be trusted. The magic byte and the batch
+//! length bounds are checked before truncation, so a partial legacy (magic 0/1) batch is reported
+//! as [`BatchError::LegacyMagic`] rather than passed over.
 
 use bytes::Bytes;
 

@@ -4,7 +4,7 @@
 //!
 //! Uncompressed records are written straight into the output buffer; compressed ones go into
 //! the encoder's scratch buffer and are compressed into the output by
-//! [`compression::compress`](crate::compression::compress) when the batch is finished.
+//! [`compression::compress`] when the batch is finished.
 
 use std::ops::Range;
 

@@ -8,7 +8,7 @@
 //! - [`records`]: [`BatchRecords`], the (decompressed) records region of a batch and its iterators.
 //! - [`item`]: [`RecordRef`] (borrowed) and [`Record`] (owned) views of one record.
 //! - [`headers`]: [`Headers`] and [`Header`], lazy iteration over a record's validated headers.
-//! - [`parse`]: the per-record wire parser shared by both record views (crate-private).
+//! - `parse`: the per-record wire parser shared by both record views (crate-private).
 //! - [`control`]: control records (transaction markers) and the end-txn marker value.
 //! - [`aborted`]: [`AbortedTransactions`], the read_committed batch filter.
 //! - [`fetch`]: [`FetchRecords`], the data records of a fetch response (control/aborted skipped).
