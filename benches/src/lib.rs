@@ -1,1 +1,12 @@
-//! Criterion benchmarks of Mephisto against peers; the benches live in `benches/`.
+//! Benchmarks of Mephisto against peers: the criterion micro-benchmarks live in `benches/`, the
+//! end-to-end client benchmark in `src/bin/client_bench.rs`.
+//!
+//! # Layout
+//! - [`workload`]: the records of the client benchmark and their checksum.
+//! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers and
+//!   acknowledges produced batches without storing them.
+//! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
+
+pub mod proc_stats;
+pub mod replay_server;
+pub mod workload;
