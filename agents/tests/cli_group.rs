@@ -188,6 +188,10 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
     wait_until("both members printing", Duration::from_secs(60), || {
         a.count() >= 1500 && b.count() >= 1
     });
+    // Records first read before this moment belong to the initial joins. tansu may complete a
+    // generation without every live member (see the cooperative test in the engine), so a
+    // record read there can be read again by the other member; those are counted, not failed.
+    let joined = Instant::now();
     // A's partitions: those of its last records.
     let la_before = a.lines();
     let a_parts: BTreeSet<i32> = la_before.iter().rev().take(300).map(|l| l.0).collect();
@@ -228,12 +232,26 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
         *e = (*e).max(*o);
         m
     });
+    let first_read: BTreeMap<(i32, i64), Instant> =
+        la.iter()
+            .chain(lb.iter())
+            .fold(BTreeMap::new(), |mut m, (p, o, t)| {
+                let e = m.entry((*p, *o)).or_insert(*t);
+                *e = (*e).min(*t);
+                m
+            });
+    let mut from_joins = 0;
     for (p, o) in &duplicates {
+        if first_read.get(&(*p, *o)).is_some_and(|t| *t < joined) {
+            from_joins += 1;
+            continue;
+        }
         assert!(
             moved.contains(p) && last_a.get(p).is_some_and(|last| o <= last),
             "duplicate {p}@{o} outside the killed member's window"
         );
     }
+    eprintln!("SIGKILL: {from_joins} duplicates first read during the initial joins");
 }
 
 #[test]
