@@ -75,7 +75,7 @@ impl PartitionWindow {
         if offset < self.committable() {
             return Ok(false);
         }
-        let Ok(index) = self.outstanding.binary_search_by_key(&offset, |(o, _)| *o) else {
+        let Some(index) = self.index_of(offset) else {
             return Err(TrackError::NotDelivered { offset });
         };
         let Some(entry) = self.outstanding.get_mut(index) else {
@@ -89,6 +89,24 @@ impl PartitionWindow {
             self.outstanding.pop_front();
         }
         Ok(true)
+    }
+
+    /// Where `offset` sits in `outstanding`. Offsets are usually consecutive, so the slot
+    /// `offset - front` is tried first (one load); only gaps (compaction, transaction markers)
+    /// fall back to a binary search.
+    fn index_of(&self, offset: i64) -> Option<usize> {
+        let front = self.outstanding.front()?.0;
+        let guess = usize::try_from(offset.checked_sub(front)?).ok()?;
+        if self
+            .outstanding
+            .get(guess)
+            .is_some_and(|(o, _)| *o == offset)
+        {
+            return Some(guess);
+        }
+        self.outstanding
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .ok()
     }
 
     /// The offset to commit: the smallest unacked delivered offset, else one past the last
