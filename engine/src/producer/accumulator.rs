@@ -20,20 +20,27 @@
 //! refused at once with [`ProduceError::RecordTooLarge`].
 //!
 //! # Time
-//! Nothing here reads the clock: every method that needs the time takes `now`, and
+//! Nothing here reads the clock but [`Accumulator::append`], and only when it opens a batch
+//! without being given the time (so that queueing a record costs no clock read); every other
+//! method that needs the time takes `now`, and
 //! [`Drained::next_wakeup`] tells the sender when the next batch becomes ready or expires.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
-use crate::producer::batch::{Batch, DeliveryResult, RecordData, Tracker, RECORD_OVERHEAD};
+use crate::producer::batch::{Batch, RecordData, RecordSlot, Tracker, RECORD_OVERHEAD};
 use crate::producer::error::ProduceError;
 use crate::producer::partitioner::StickyPartitioner;
 use crate::producer::topic_partition::TopicPartition;
+
+/// Fewest records a new batch has room for.
+const MIN_BATCH_CAPACITY: usize = 16;
+/// Most records a new batch has room for up front (it grows past it if needed).
+const MAX_BATCH_CAPACITY: usize = 16_384;
 
 /// The accumulator's share of the producer settings.
 #[derive(Debug, Clone)]
@@ -54,15 +61,15 @@ pub(crate) enum Target {
     /// `available` have a leader.
     Sticky {
         num_partitions: i32,
-        available: Vec<i32>,
+        available: Arc<[i32]>,
     },
 }
 
 /// What [`Accumulator::append`] did.
 #[derive(Debug)]
 pub(crate) struct Appended {
-    /// Receives the record's result.
-    pub(crate) rx: oneshot::Receiver<DeliveryResult>,
+    /// Where the record's result will be.
+    pub(crate) slot: RecordSlot,
     /// The partition it went to.
     pub(crate) partition: i32,
 }
@@ -84,6 +91,9 @@ struct PartitionQueue {
     sealed: VecDeque<Batch>,
     /// The batch taking records.
     open: Option<Batch>,
+    /// Records of the last batch that stopped taking records: the capacity a new batch starts
+    /// with, so that its record vector does not grow by doubling.
+    last_count: usize,
 }
 
 impl PartitionQueue {
@@ -93,6 +103,7 @@ impl PartitionQueue {
 
     fn seal_open(&mut self) {
         if let Some(mut open) = self.open.take() {
+            self.last_count = open.record_count();
             open.full = true;
             self.sealed.push_back(open);
         }
@@ -103,6 +114,8 @@ impl PartitionQueue {
 struct State {
     queues: HashMap<TopicPartition, PartitionQueue>,
     topics: HashMap<String, Arc<str>>,
+    /// The topic of the last record appended (one of `topics`).
+    last_topic: Option<Arc<str>>,
     sticky: StickyPartitioner,
     next_batch_id: u64,
     /// Batches with a lower id are ready regardless of linger (flush).
@@ -116,6 +129,8 @@ pub(crate) struct Accumulator {
     config: AccumulatorConfig,
     memory: Arc<Semaphore>,
     memory_waiters: AtomicUsize,
+    /// `state.closed`, readable without the lock (checked for every record).
+    closed: AtomicBool,
     state: Mutex<State>,
     tracker: Arc<Tracker>,
     /// Wakes the sender: a batch was sealed or opened, a flush or close started, memory ran out.
@@ -129,6 +144,7 @@ impl Accumulator {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
             config,
             memory_waiters: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             state: Mutex::new(State::default()),
             tracker: Arc::new(Tracker::default()),
             wakeup: Notify::new(),
@@ -171,18 +187,31 @@ impl Accumulator {
         Ok(cost)
     }
 
-    /// Takes `cost` bytes of buffer memory, waiting up to `max_block` for batches to complete.
-    pub(crate) async fn reserve(
+    /// Takes `cost` bytes of buffer memory if they are free now, without waiting.
+    pub(crate) fn try_reserve(
         &self,
         cost: usize,
-        max_block: Duration,
-    ) -> Result<OwnedSemaphorePermit, ProduceError> {
+    ) -> Result<Option<SemaphorePermit<'_>>, ProduceError> {
         let n = u32::try_from(cost).map_err(|_| ProduceError::RecordTooLarge {
             size: cost,
             max: self.config.buffer_memory,
             limit: "buffer_memory",
         })?;
-        if let Ok(permit) = Arc::clone(&self.memory).try_acquire_many_owned(n) {
+        Ok(self.memory.try_acquire_many(n).ok())
+    }
+
+    /// Takes `cost` bytes of buffer memory, waiting up to `max_block` for batches to complete.
+    pub(crate) async fn reserve(
+        &self,
+        cost: usize,
+        max_block: Duration,
+    ) -> Result<SemaphorePermit<'_>, ProduceError> {
+        let n = u32::try_from(cost).map_err(|_| ProduceError::RecordTooLarge {
+            size: cost,
+            max: self.config.buffer_memory,
+            limit: "buffer_memory",
+        })?;
+        if let Ok(permit) = self.memory.try_acquire_many(n) {
             return Ok(permit);
         }
         if self.state().closed {
@@ -191,8 +220,7 @@ impl Accumulator {
         // Make everything ready at once: waiting for linger would only delay the memory.
         self.memory_waiters.fetch_add(1, Ordering::SeqCst);
         self.wakeup.notify_one();
-        let acquired =
-            tokio::time::timeout(max_block, Arc::clone(&self.memory).acquire_many_owned(n)).await;
+        let acquired = tokio::time::timeout(max_block, self.memory.acquire_many(n)).await;
         self.memory_waiters.fetch_sub(1, Ordering::SeqCst);
         match acquired {
             Ok(Ok(permit)) => Ok(permit),
@@ -204,25 +232,34 @@ impl Accumulator {
         }
     }
 
-    /// Adds a record to `topic` at `target`, holding `permit` until its batch finishes.
+    /// Adds a record to `topic` at `target`, holding `permit` until its batch finishes. A batch
+    /// it opens is created at `now`, or when `now` is `None` at the current time.
     pub(crate) fn append(
         &self,
         topic: &str,
         target: Target,
         record: RecordData,
-        permit: OwnedSemaphorePermit,
-        now: Instant,
+        permit: SemaphorePermit<'_>,
+        now: Option<Instant>,
     ) -> Result<Appended, ProduceError> {
         let mut guard = self.state();
         let state = &mut *guard;
         if state.closed {
             return Err(ProduceError::Closed);
         }
-        let topic: Arc<str> = match state.topics.get(topic) {
-            Some(t) => Arc::clone(t),
-            None => {
-                let t: Arc<str> = Arc::from(topic);
-                state.topics.insert(topic.to_owned(), Arc::clone(&t));
+        let topic: Arc<str> = match &state.last_topic {
+            // Most producers write to one topic: no hashing for it.
+            Some(t) if **t == *topic => Arc::clone(t),
+            _ => {
+                let t = match state.topics.get(topic) {
+                    Some(t) => Arc::clone(t),
+                    None => {
+                        let t: Arc<str> = Arc::from(topic);
+                        state.topics.insert(topic.to_owned(), Arc::clone(&t));
+                        t
+                    }
+                };
+                state.last_topic = Some(Arc::clone(&t));
                 t
             }
         };
@@ -277,10 +314,14 @@ impl Accumulator {
                 state.next_batch_id += 1;
                 // A new batch has a new linger deadline the sender must learn.
                 wake = true;
-                slot.insert(Batch::new(id, tp, now, &self.tracker))
+                let capacity = queue
+                    .last_count
+                    .clamp(MIN_BATCH_CAPACITY, MAX_BATCH_CAPACITY);
+                let now = now.unwrap_or_else(Instant::now);
+                slot.insert(Batch::with_capacity(id, tp, now, &self.tracker, capacity))
             }
         };
-        let Some(rx) = open.push(record, permit) else {
+        let Some(slot) = open.push(record, permit, &self.memory) else {
             return Err(ProduceError::Closed);
         };
         if open.size >= self.config.batch_size {
@@ -291,7 +332,7 @@ impl Accumulator {
         if wake {
             self.wakeup.notify_one();
         }
-        Ok(Appended { rx, partition })
+        Ok(Appended { slot, partition })
     }
 
     /// Whether `record` does not fit in the non-empty batch `open`.
@@ -356,7 +397,11 @@ impl Accumulator {
                     let taken = if sealed {
                         queue.sealed.pop_front()
                     } else {
-                        queue.open.take()
+                        let open = queue.open.take();
+                        if let Some(b) = &open {
+                            queue.last_count = b.record_count();
+                        }
+                        open
                     };
                     out.batches.extend(taken);
                     if !queue.is_empty() {
@@ -421,13 +466,16 @@ impl Accumulator {
 
     /// Refuses new records from now on and makes every batch ready.
     pub(crate) fn close(&self) {
-        self.state().closed = true;
+        let mut state = self.state();
+        state.closed = true;
+        self.closed.store(true, Ordering::SeqCst);
+        drop(state);
         self.wakeup.notify_one();
     }
 
     /// Whether [`close`](Self::close) was called.
     pub(crate) fn is_closed(&self) -> bool {
-        self.state().closed
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Number of unfinished batches (queued, in flight or being handled).
@@ -485,10 +533,10 @@ mod tests {
         let Ok(cost) = cost else {
             panic!("size check: {cost:?}")
         };
-        let Ok(permit) = Arc::clone(&acc.memory).try_acquire_many_owned(cost as u32) else {
+        let Ok(permit) = acc.memory.try_acquire_many(cost as u32) else {
             panic!("no memory for {cost}")
         };
-        match acc.append("t", Target::Partition(partition), r, permit, now) {
+        match acc.append("t", Target::Partition(partition), r, permit, Some(now)) {
             Ok(a) => a,
             Err(e) => panic!("append: {e}"),
         }
@@ -599,11 +647,11 @@ mod tests {
             let Ok(permit) = permit else {
                 panic!("reserve")
             };
-            let appended = acc.append("t", Target::Partition(0), record(100), permit, t0);
+            let appended = acc.append("t", Target::Partition(0), record(100), permit, Some(t0));
             let Ok(appended) = appended else {
                 panic!("append")
             };
-            rxs.push(appended.rx);
+            rxs.push(appended.slot);
         }
         assert_eq!(acc.available_memory(), 0);
 
@@ -629,7 +677,7 @@ mod tests {
         let resumed = tokio::time::timeout(Duration::from_secs(5), waiter).await;
         assert!(matches!(resumed, Ok(Ok(true))), "{resumed:?}");
         for (i, rx) in rxs.into_iter().enumerate() {
-            let meta = rx.await.ok().and_then(Result::ok);
+            let meta = rx.await.ok();
             assert_eq!(meta.map(|m| m.offset), Some(i as i64));
         }
     }
@@ -672,10 +720,7 @@ mod tests {
         }
         let done = tokio::time::timeout(Duration::from_secs(5), flushing).await;
         assert!(done.is_ok(), "flush returns once its batches are done");
-        assert_eq!(
-            a.rx.await.ok().and_then(Result::ok).map(|m| m.offset),
-            Some(5)
-        );
+        assert_eq!(a.slot.await.ok().map(|m| m.offset), Some(5));
         assert_eq!(acc.unfinished(), 1, "partition 2's batch is still queued");
     }
 
@@ -733,14 +778,14 @@ mod tests {
             let Ok(cost) = acc.check_size(&r) else {
                 panic!("cost")
             };
-            let Ok(permit) = Arc::clone(&acc.memory).try_acquire_many_owned(cost as u32) else {
+            let Ok(permit) = acc.memory.try_acquire_many(cost as u32) else {
                 panic!("memory")
             };
             let target = Target::Sticky {
                 num_partitions: 4,
-                available: vec![0, 1, 2, 3],
+                available: vec![0, 1, 2, 3].into(),
             };
-            match acc.append("t", target, r, permit, t0) {
+            match acc.append("t", target, r, permit, Some(t0)) {
                 Ok(a) => parts.push(a.partition),
                 Err(e) => panic!("{e}"),
             }
@@ -757,10 +802,10 @@ mod tests {
     fn closed_accumulator_refuses_records() {
         let acc = Accumulator::new(config(1_000_000, 1 << 20));
         acc.close();
-        let Ok(permit) = Arc::clone(&acc.memory).try_acquire_many_owned(1) else {
+        let Ok(permit) = acc.memory.try_acquire_many(1) else {
             panic!("memory")
         };
-        let r = acc.append("t", Target::Partition(0), record(1), permit, Instant::now());
+        let r = acc.append("t", Target::Partition(0), record(1), permit, None);
         assert!(matches!(r, Err(ProduceError::Closed)));
     }
 }

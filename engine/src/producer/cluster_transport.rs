@@ -1,24 +1,37 @@
 //! [`Transport`] on a [`Cluster`]: routes from the cached metadata, Produce on each broker's
 //! `Produce` connection at the negotiated version, InitProducerId to any broker.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{BrokerId, InitProducerIdRequest, ProduceRequest, ProducerId};
 
-use crate::cluster::{Cluster, Purpose};
+use crate::cluster::{Cluster, ClusterMetadata, Purpose};
 use crate::error::{EngineError, KafkaError};
 use crate::producer::sequence::ProducerIdentity;
 use crate::producer::transport::{
     poll_once, BoxFuture, InFlight, InitError, TopicRoute, Transport,
 };
 
+/// Routes built from one metadata snapshot, by topic.
+#[derive(Debug, Default)]
+struct RouteCache {
+    /// The snapshot the routes come from; a new snapshot empties the cache.
+    metadata: Option<Arc<ClusterMetadata>>,
+    routes: HashMap<String, Arc<TopicRoute>>,
+    /// The last route asked for, with its topic (most producers write to one topic).
+    last: Option<(Box<str>, Arc<TopicRoute>)>,
+}
+
 /// The producer's view of a [`Cluster`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ClusterTransport {
     cluster: Cluster,
+    /// `route` is called for every record: routes are built once per metadata snapshot.
+    routes: Mutex<RouteCache>,
     /// How long to wait for a Produce response: the producer's request timeout (which the
     /// broker also gets as `timeout_ms`) plus a margin, so the broker's own timeout answer
     /// arrives before ours fires.
@@ -29,35 +42,39 @@ impl ClusterTransport {
     pub(crate) fn new(cluster: Cluster, request_timeout: Duration) -> Self {
         ClusterTransport {
             cluster,
+            routes: Mutex::new(RouteCache::default()),
             produce_wait: request_timeout + Duration::from_secs(1),
         }
     }
 }
 
 impl Transport for ClusterTransport {
-    fn route(&self, topic: &str) -> Option<TopicRoute> {
+    fn route(&self, topic: &str) -> Option<Arc<TopicRoute>> {
         let metadata = self.cluster.cached_metadata();
-        let topic = metadata.topic(topic)?;
-        let count = topic
-            .partitions
-            .iter()
-            .map(|p| p.partition.saturating_add(1))
-            .max()
-            .unwrap_or(0)
-            .max(0);
-        let mut leaders = vec![None; usize::try_from(count).unwrap_or(0)];
-        for p in &topic.partitions {
-            if let Some(slot) = usize::try_from(p.partition)
-                .ok()
-                .and_then(|i| leaders.get_mut(i))
-            {
-                *slot = p.leader.map(|b| b.0);
+        let mut cache = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
+        if !cache
+            .metadata
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, &metadata))
+        {
+            cache.routes.clear();
+            cache.last = None;
+            cache.metadata = Some(Arc::clone(&metadata));
+        }
+        if let Some((name, route)) = &cache.last {
+            if **name == *topic {
+                return Some(Arc::clone(route));
             }
         }
-        Some(TopicRoute {
-            partitions: count,
-            leaders,
-        })
+        if let Some(route) = cache.routes.get(topic) {
+            let route = Arc::clone(route);
+            cache.last = Some((topic.into(), Arc::clone(&route)));
+            return Some(route);
+        }
+        let route = Arc::new(build_route(&metadata, topic)?);
+        cache.routes.insert(topic.to_owned(), Arc::clone(&route));
+        cache.last = Some((topic.into(), Arc::clone(&route)));
+        Some(route)
     }
 
     fn refresh(&self, _topics: Vec<Arc<str>>) -> BoxFuture<'_, Result<(), EngineError>> {
@@ -145,4 +162,26 @@ impl Transport for ClusterTransport {
             }
         })
     }
+}
+
+/// `topic`'s route in `metadata`.
+fn build_route(metadata: &ClusterMetadata, topic: &str) -> Option<TopicRoute> {
+    let topic = metadata.topic(topic)?;
+    let count = topic
+        .partitions
+        .iter()
+        .map(|p| p.partition.saturating_add(1))
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    let mut leaders = vec![None; usize::try_from(count).unwrap_or(0)];
+    for p in &topic.partitions {
+        if let Some(slot) = usize::try_from(p.partition)
+            .ok()
+            .and_then(|i| leaders.get_mut(i))
+        {
+            *slot = p.leader.map(|b| b.0);
+        }
+    }
+    Some(TopicRoute::new(leaders))
 }

@@ -60,13 +60,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::cluster::Cluster;
 use crate::error::EngineError;
 use accumulator::{Accumulator, AccumulatorConfig, Target};
-use batch::{DeliveryResult, RecordData};
+use batch::{RecordData, RecordSlot};
 use sender::{Sender, SenderConfig, SenderStats};
 use transport::{TopicRoute, Transport};
 
@@ -82,7 +81,7 @@ pub use topic_partition::TopicPartition;
 #[derive(Debug)]
 #[must_use = "a delivery does nothing unless awaited; dropping it does not cancel the record"]
 pub struct Delivery {
-    rx: oneshot::Receiver<DeliveryResult>,
+    slot: RecordSlot,
     partition: i32,
 }
 
@@ -97,9 +96,7 @@ impl Future for Delivery {
     type Output = Result<RecordMetadata, ProduceError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ProduceError::Closed)))
+        Pin::new(&mut self.slot).poll(cx)
     }
 }
 
@@ -255,8 +252,12 @@ impl Producer {
         if inner.acc.is_closed() {
             return Err(ProduceError::Closed);
         }
-        let start = Instant::now();
-        let deadline = start + inner.config.max_block;
+        // The clock is read only to open a batch (in `append`) and when waiting (metadata,
+        // memory): `max_block` counts from the first wait, and a record that waited opens its
+        // batch at the time it stopped waiting.
+        let max_block = inner.config.max_block;
+        let mut deadline: Option<Instant> = None;
+        let mut now: Option<Instant> = None;
         let ProducerRecord {
             topic,
             partition,
@@ -272,7 +273,15 @@ impl Producer {
             timestamp: timestamp.unwrap_or_else(now_ms),
         };
         let cost = inner.acc.check_size(&data)?;
-        let route = self.route(&topic, deadline).await?;
+        let route = match inner.transport.route(&topic).filter(|r| r.partitions > 0) {
+            Some(route) => route,
+            None => {
+                let until = *deadline.get_or_insert_with(|| Instant::now() + max_block);
+                let route = self.route(&topic, until).await?;
+                now = Some(Instant::now());
+                route
+            }
+        };
         let target = match (partition, &data.key) {
             (Some(p), _) => {
                 if p < 0 || p >= route.partitions {
@@ -296,22 +305,30 @@ impl Producer {
             },
             (None, None) => Target::Sticky {
                 num_partitions: route.partitions,
-                available: route.available(),
+                available: Arc::clone(&route.available),
             },
         };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let permit = inner.acc.reserve(cost, remaining).await?;
-        let appended = inner
-            .acc
-            .append(&topic, target, data, permit, Instant::now())?;
+        let permit = match inner.acc.try_reserve(cost)? {
+            Some(permit) => permit,
+            None => {
+                let remaining = match deadline {
+                    Some(until) => until.saturating_duration_since(Instant::now()),
+                    None => max_block,
+                };
+                let permit = inner.acc.reserve(cost, remaining).await?;
+                now = Some(Instant::now());
+                permit
+            }
+        };
+        let appended = inner.acc.append(&topic, target, data, permit, now)?;
         Ok(Delivery {
-            rx: appended.rx,
+            slot: appended.slot,
             partition: appended.partition,
         })
     }
 
     /// The topic's route from the metadata, refreshing it until `deadline` if it is missing.
-    async fn route(&self, topic: &str, deadline: Instant) -> Result<TopicRoute, ProduceError> {
+    async fn route(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicRoute>, ProduceError> {
         let transport = &self.inner.transport;
         let mut last = EngineError::UnknownTopic(topic.to_owned());
         let mut delay = self.inner.config.retry_backoff;

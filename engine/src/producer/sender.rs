@@ -392,7 +392,7 @@ impl Sender {
 
     /// Drains what can be sent now and sends it; returns the next deadline the drain reported.
     fn drain_and_send(&mut self, now: Instant) -> Option<Instant> {
-        let routes: HashMap<Arc<str>, Option<TopicRoute>> = self
+        let routes: HashMap<Arc<str>, Option<Arc<TopicRoute>>> = self
             .acc
             .queued_topics()
             .into_iter()

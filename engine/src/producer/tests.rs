@@ -239,11 +239,11 @@ impl Fake {
 }
 
 impl Transport for Fake {
-    fn route(&self, topic: &str) -> Option<TopicRoute> {
-        self.lock().leaders.get(topic).map(|leaders| TopicRoute {
-            partitions: leaders.len() as i32,
-            leaders: leaders.clone(),
-        })
+    fn route(&self, topic: &str) -> Option<Arc<TopicRoute>> {
+        self.lock()
+            .leaders
+            .get(topic)
+            .map(|leaders| Arc::new(TopicRoute::new(leaders.clone())))
     }
 
     fn refresh(&self, _topics: Vec<Arc<str>>) -> BoxFuture<'_, Result<(), EngineError>> {

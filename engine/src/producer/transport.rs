@@ -32,9 +32,24 @@ pub(crate) struct TopicRoute {
     pub(crate) partitions: i32,
     /// Leader broker id of partition `i` at index `i`; `None` without a leader.
     pub(crate) leaders: Vec<Option<i32>>,
+    /// The partitions that have a leader.
+    pub(crate) available: Arc<[i32]>,
 }
 
 impl TopicRoute {
+    /// The route with leader `leaders[i]` for partition `i`.
+    pub(crate) fn new(leaders: Vec<Option<i32>>) -> Self {
+        let available = (0..leaders.len())
+            .filter(|&i| leaders[i].is_some())
+            .filter_map(|i| i32::try_from(i).ok())
+            .collect();
+        TopicRoute {
+            partitions: i32::try_from(leaders.len()).unwrap_or(i32::MAX),
+            leaders,
+            available,
+        }
+    }
+
     /// The leader of `partition`, if it has one.
     pub(crate) fn leader(&self, partition: i32) -> Option<i32> {
         usize::try_from(partition)
@@ -42,13 +57,6 @@ impl TopicRoute {
             .and_then(|i| self.leaders.get(i))
             .copied()
             .flatten()
-    }
-
-    /// The partitions that have a leader.
-    pub(crate) fn available(&self) -> Vec<i32> {
-        (0..self.partitions)
-            .filter(|&p| self.leader(p).is_some())
-            .collect()
     }
 }
 
@@ -64,7 +72,8 @@ pub(crate) enum InitError {
 /// The cluster operations the producer uses; see the module docs.
 pub(crate) trait Transport: Send + Sync + 'static {
     /// The cached route of `topic`, without I/O; `None` if the metadata does not have it.
-    fn route(&self, topic: &str) -> Option<TopicRoute>;
+    /// Called for every record: it should not allocate when the metadata has not changed.
+    fn route(&self, topic: &str) -> Option<Arc<TopicRoute>>;
 
     /// Fetches fresh metadata for `topics` (at least), and returns once it is cached.
     fn refresh(&self, topics: Vec<Arc<str>>) -> BoxFuture<'_, Result<(), EngineError>>;
@@ -85,4 +94,21 @@ pub(crate) trait Transport: Send + Sync + 'static {
 
     /// InitProducerId without a transactional id, to any broker.
     fn init_producer_id(&self) -> BoxFuture<'_, Result<ProducerIdentity, InitError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicRoute;
+
+    #[test]
+    fn route_lists_partitions_with_a_leader() {
+        let route = TopicRoute::new(vec![Some(1), None, Some(2), None]);
+        assert_eq!(route.partitions, 4);
+        assert_eq!(&*route.available, &[0, 2]);
+        assert_eq!(
+            (route.leader(0), route.leader(1), route.leader(9)),
+            (Some(1), None, None)
+        );
+        assert_eq!(TopicRoute::new(Vec::new()).partitions, 0);
+    }
 }
