@@ -57,7 +57,8 @@ pub(crate) async fn run(shared: Arc<Shared>, broker: BrokerId) {
                 id,
                 targets,
                 max_bytes,
-            } => fetch(&shared, broker, id, &targets, max_bytes).await,
+                long_poll,
+            } => fetch(&shared, broker, id, &targets, max_bytes, long_poll).await,
         };
         if ok {
             backoff.reset();
@@ -123,24 +124,31 @@ fn request_failed(
     shared.notify_loops();
 }
 
-/// Sends one Fetch and applies its answer; `false` if the request failed.
+/// Sends one Fetch (a long poll, or one the broker answers at once) and applies its answer;
+/// `false` if the request failed.
 async fn fetch(
     shared: &Arc<Shared>,
     broker: BrokerId,
     id: u64,
     targets: &[FetchTarget],
     max_bytes: i32,
+    long_poll: bool,
 ) -> bool {
     let config = &shared.config;
     let reserved = usize::try_from(max_bytes).unwrap_or(0);
     let generation = shared.cluster.cached_metadata().generation;
+    let max_wait = if long_poll {
+        config.max_wait
+    } else {
+        std::time::Duration::ZERO
+    };
     let params = FetchParams {
-        max_wait: config.max_wait,
+        max_wait,
         min_bytes: config.min_bytes,
         max_bytes,
         isolation: config.isolation_level,
     };
-    let timeout = config.max_wait + shared.cluster.config().request_timeout;
+    let timeout = max_wait + shared.cluster.config().request_timeout;
     let result = shared
         .cluster
         .send_with_timeout(broker, Purpose::Fetch, timeout, |version| {

@@ -47,7 +47,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`FetcherConfig`], [`IsolationLevel`], [`OffsetReset`].
-//! - [`batch`]: [`FetchedBatch`], [`FetchedRecords`].
+//! - [`batch`]: [`FetchedBatch`], [`FetchedRecords`], [`FetchedRecordsView`].
 //! - [`error`](mod@error): [`FetchError`].
 //! - `state`: assigned partitions, positions, the prefetch buffer and the planning of requests.
 //! - `request`, `response`: building requests and decoding one partition's answer.
@@ -78,7 +78,7 @@ use tokio::task::AbortHandle;
 use crate::cluster::Cluster;
 
 pub use crate::producer::TopicPartition;
-pub use batch::{FetchedBatch, FetchedRecords};
+pub use batch::{FetchedBatch, FetchedRecords, FetchedRecordsView};
 pub use config::{FetcherConfig, IsolationLevel, OffsetReset};
 pub use error::FetchError;
 pub use state::{FetchPosition, FetcherStats};

@@ -15,7 +15,7 @@ use kafka_protocol::messages::BrokerId;
 use tokio::time::Instant;
 
 use super::batch::{FetchedBatch, Watermarks};
-use super::config::{FetcherConfig, OffsetReset};
+use super::config::{FetcherConfig, IsolationLevel, OffsetReset};
 use super::error::FetchError;
 use super::request::{FetchTarget, OffsetTarget};
 use super::response::{Chunk, ChunkError};
@@ -113,11 +113,15 @@ pub(crate) enum Plan {
     Idle,
     /// Resolve these positions with ListOffsets.
     Reset { id: u64, targets: Vec<OffsetTarget> },
-    /// Fetch these partitions with at most `max_bytes` in the response.
+    /// Fetch these partitions with at most `max_bytes` in the response. `long_poll` is false
+    /// for the periodic poll of partitions at their end while others, with data known to be
+    /// available, are held back by their prefetch room: the broker must answer at once (max
+    /// wait 0) so that the loop is free to fetch those as soon as the application drains them.
     Fetch {
         id: u64,
         targets: Vec<FetchTarget>,
         max_bytes: i32,
+        long_poll: bool,
     },
     /// Nothing to do before something changes, or before this instant.
     Wait(Option<Instant>),
@@ -141,6 +145,9 @@ pub(crate) struct State {
     next_epoch: u64,
     next_request: u64,
     rotation: usize,
+    /// Per broker: since when partitions with data available have been held back by prefetch
+    /// room while all its fetchable partitions were at their end (see [`State::plan`]).
+    held_since: HashMap<BrokerId, Instant>,
     config: FetcherConfig,
     retry_backoff: (Duration, Duration),
 }
@@ -162,6 +169,7 @@ impl State {
             next_epoch: 1,
             next_request: 1,
             rotation: 0,
+            held_since: HashMap::new(),
             config,
             retry_backoff,
         }
@@ -313,6 +321,7 @@ impl State {
             return (Some(Err(error)), false);
         }
         let mut freed = false;
+        let room = self.partition_room();
         for _ in 0..self.ready.len() {
             let Some(tp) = self.ready.pop_front() else {
                 break;
@@ -324,8 +333,10 @@ impl State {
                 self.ready.push_back(tp);
                 continue;
             }
+            let before = ps.buffered;
             let (item, released, finished) = Self::take_from(&tp, ps);
-            freed |= finished;
+            // A finished chunk, or a partition back under its prefetch room, may be fetched.
+            freed |= finished || (before >= room && ps.buffered < room);
             self.buffered_bytes = self.buffered_bytes.saturating_sub(released);
             let more = !ps.chunks.is_empty();
             ps.queued = more;
@@ -412,7 +423,13 @@ impl State {
         let mut wake_at: Option<Instant> = None;
         let mut resets: Vec<(TopicPartition, ResetTo, Option<i32>)> = Vec::new();
         let mut fetchable: Vec<TopicPartition> = Vec::new();
-        let partition_room = usize::try_from(self.config.max_partition_bytes).unwrap_or(0);
+        // Partitions held back only by their prefetch room (or a retry backoff) while the broker
+        // has more for them.
+        let mut held = 0usize;
+        // Whether a fetchable partition may have data now (not known to be at its end).
+        let mut may_have_data = false;
+        let partition_room = self.partition_room();
+        let committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
         for (tp, ps) in &self.partitions {
             let Some(leader) = ps.leader.filter(|l| l.broker == broker) else {
                 continue;
@@ -423,15 +440,25 @@ impl State {
             }
             if let Some(at) = ps.retry_at.filter(|at| *at > now) {
                 wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+                if ps.reset.is_none() && !ps.paused && !Self::at_end(ps, committed) {
+                    held += 1;
+                }
                 continue;
             }
             if let Some(reset) = ps.reset {
                 resets.push((tp.clone(), reset, leader.epoch));
-            } else if !ps.paused && ps.buffered < partition_room.max(1) {
-                fetchable.push(tp.clone());
+            } else if !ps.paused {
+                let at_end = Self::at_end(ps, committed);
+                if ps.buffered < partition_room {
+                    may_have_data |= !at_end;
+                    fetchable.push(tp.clone());
+                } else if !at_end {
+                    held += 1;
+                }
             }
         }
         if led == 0 {
+            self.held_since.remove(&broker);
             return Plan::Idle;
         }
         if !resets.is_empty() {
@@ -454,8 +481,27 @@ impl State {
         let cap = self.config.max_buffered_bytes;
         let free = cap.saturating_sub(self.buffered_bytes + self.reserved_bytes);
         if fetchable.is_empty() || free < self.config.min_free_bytes() {
+            self.held_since.remove(&broker);
             return Plan::Wait(wake_at);
         }
+        // Some partitions have data waiting at the broker but no prefetch room (or are in a
+        // retry backoff), and every fetchable one is at its end. A long poll for the latter
+        // would be held by the broker for max_wait, keeping the loop (one Fetch at a time) from
+        // fetching the former once the application drains them: the consume stall. Wait for
+        // the application instead; the fetchable partitions are still polled, without waiting
+        // at the broker, once per max_wait, so new data on them is not delayed longer than by a
+        // long poll. (When a fetchable partition may have data, the broker answers a long poll
+        // at once.)
+        let mut long_poll = true;
+        if held > 0 && !may_have_data {
+            let since = *self.held_since.entry(broker).or_insert(now);
+            let due = since + self.config.max_wait;
+            if now < due {
+                return Plan::Wait(Some(wake_at.map_or(due, |w| w.min(due))));
+            }
+            long_poll = false;
+        }
+        self.held_since.remove(&broker);
         fetchable.sort();
         let len = fetchable.len();
         fetchable.rotate_left(self.rotation % len);
@@ -486,7 +532,29 @@ impl State {
             id,
             targets,
             max_bytes,
+            long_poll,
         }
+    }
+
+    /// The prefetch room of a partition: it is fetched while it buffers less than this.
+    fn partition_room(&self) -> usize {
+        usize::try_from(self.config.max_partition_bytes)
+            .unwrap_or(0)
+            .max(1)
+    }
+
+    /// Whether `ps` is known to have been fetched up to the end of what it can read (the high
+    /// watermark, or the last stable offset with read_committed). Unknown before its first
+    /// answer.
+    fn at_end(ps: &PartitionState, committed: bool) -> bool {
+        ps.marks.is_some_and(|m| {
+            let end = if committed {
+                m.last_stable_offset.unwrap_or(m.high_watermark)
+            } else {
+                m.high_watermark
+            };
+            ps.fetch_offset >= end
+        })
     }
 
     /// Releases the response space reserved by a Fetch that was answered or failed.

@@ -363,6 +363,7 @@ fn plan_fetch(s: &mut State) -> (u64, Vec<super::request::FetchTarget>, i32) {
             id,
             targets,
             max_bytes,
+            ..
         } => {
             s.unreserve(usize::try_from(max_bytes).unwrap_or(0));
             (id, targets, max_bytes)
@@ -428,6 +429,7 @@ fn buffer_accounting_and_back_pressure() {
         id,
         targets,
         max_bytes,
+        ..
     } = s.plan(BrokerId(1), Instant::now())
     else {
         panic!("expected a fetch");
@@ -473,6 +475,166 @@ fn buffer_accounting_and_back_pressure() {
         targets[0].offset, 20,
         "the next fetch starts after the last batch"
     );
+}
+
+/// The borrowing view yields the same records as the owning iterator, from the start offset.
+#[test]
+fn records_view_matches_records() {
+    let mut out = Vec::new();
+    data_batch(&mut out, at(10), 5);
+    let batch =
+        mephisto_wire::record::RecordBatch::parse(Bytes::from(out), &DecodeOptions::default())
+            .expect("batch");
+    let fetched = FetchedBatch::new(Arc::from("t"), 0, MARKS, batch, 12);
+    let owned: Vec<(i64, Vec<u8>)> = fetched
+        .records()
+        .expect("records")
+        .map(|r| {
+            let r = r.expect("record");
+            (r.offset(), r.value().unwrap_or_default().to_vec())
+        })
+        .collect();
+    let view = fetched.records_view().expect("view");
+    let borrowed: Vec<(i64, Vec<u8>)> = view
+        .iter()
+        .map(|r| {
+            let r = r.expect("record");
+            (r.offset(), r.value().unwrap_or_default().to_vec())
+        })
+        .collect();
+    assert_eq!(owned.len(), 3);
+    assert_eq!(owned[0], (12, b"v12".to_vec()));
+    assert_eq!(owned, borrowed);
+}
+
+/// A chunk without records at `offset` from a partition whose high watermark is `offset`.
+fn at_end_chunk(offset: i64) -> Chunk {
+    let marks = Watermarks {
+        high_watermark: offset,
+        last_stable_offset: Some(offset),
+        log_start_offset: Some(0),
+    };
+    chunk(Bytes::new(), offset, marks, None, &DecodeOptions::default())
+}
+
+/// The consume stall: right after a response, partitions with more data at the broker are
+/// held back by their prefetch room, the others are at their high watermark. A long poll for
+/// the latter would be held by the broker for max_wait and keep the loop from fetching the
+/// former as soon as the application drains them.
+#[test]
+fn partitions_held_by_prefetch_room_do_not_wait_behind_a_long_poll() {
+    let (full, size) = batches_chunk(0, 4, 5);
+    let config =
+        FetcherConfig::default().with_max_partition_bytes(i32::try_from(size).expect("small"));
+    let max_wait = config.max_wait;
+    let mut s = state(config);
+    assign(&mut s, 0, 0);
+    assign(&mut s, 1, 0);
+    let (id, targets, _) = plan_fetch(&mut s);
+    assert_eq!(targets.len(), 2);
+    let (e0, e1) = (s.partitions[&tp(0)].epoch, s.partitions[&tp(1)].epoch);
+    // Partition 0 gets a full prefetch room (high watermark 100, more to read); partition 1
+    // nothing (at its high watermark).
+    assert!(s.data(id, &tp(0), e0, full));
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+
+    // No long poll for partition 1 alone: wait for the application (at most max_wait).
+    let t0 = Instant::now();
+    match s.plan(BrokerId(1), t0) {
+        Plan::Wait(Some(at)) => assert_eq!(at, t0 + max_wait),
+        other => panic!("expected a bounded wait, got {other:?}"),
+    }
+    // Planning again changes nothing (no spinning, same deadline).
+    let later = t0 + max_wait / 2;
+    match s.plan(BrokerId(1), later) {
+        Plan::Wait(Some(at)) => assert_eq!(at, t0 + max_wait),
+        other => panic!("expected a bounded wait, got {other:?}"),
+    }
+    // If the application does not drain, partition 1 is still polled once per max_wait, but
+    // without waiting at the broker.
+    let Plan::Fetch {
+        id,
+        targets,
+        max_bytes,
+        long_poll,
+    } = s.plan(BrokerId(1), t0 + max_wait)
+    else {
+        panic!("expected a short poll");
+    };
+    s.unreserve(usize::try_from(max_bytes).unwrap_or(0));
+    assert!(
+        !long_poll,
+        "must not long-poll while data waits at the broker"
+    );
+    let polled: Vec<i32> = targets.iter().map(|t| t.partition).collect();
+    assert_eq!(polled, [1]);
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+    // The next short poll is a full max_wait later.
+    let t1 = t0 + max_wait + Duration::from_millis(1);
+    match s.plan(BrokerId(1), t1) {
+        Plan::Wait(Some(at)) => assert_eq!(at, t1 + max_wait),
+        other => panic!("expected a bounded wait, got {other:?}"),
+    }
+
+    // The application takes a batch: partition 0 is back under its room, the loops are woken
+    // and both partitions are fetched at once (partition 0 has data: the broker answers).
+    let (item, freed) = s.take();
+    assert!(item.expect("a batch").is_ok());
+    assert!(
+        freed,
+        "a partition back under its prefetch room wakes the loops"
+    );
+    let Plan::Fetch {
+        id,
+        targets,
+        max_bytes,
+        ..
+    } = s.plan(BrokerId(1), t1)
+    else {
+        panic!("expected a fetch");
+    };
+    s.unreserve(usize::try_from(max_bytes).unwrap_or(0));
+    let mut fetched: Vec<(i32, i64)> = targets.iter().map(|t| (t.partition, t.offset)).collect();
+    fetched.sort_unstable();
+    assert_eq!(fetched, [(0, 20), (1, 0)]);
+
+    // Once everything is read up to the high watermarks, an idle fetcher long-polls as usual.
+    while s.take().0.is_some() {}
+    assert!(!s.data(id, &tp(0), e0, at_end_chunk(20)));
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+    let Plan::Fetch { long_poll, .. } = s.plan(BrokerId(1), t1) else {
+        panic!("expected a long poll");
+    };
+    assert!(long_poll);
+}
+
+/// A partition with data at the broker waiting out a retry backoff does not wait behind a long
+/// poll of the others either: the loop waits for its backoff.
+#[test]
+fn partitions_in_retry_backoff_do_not_wait_behind_a_long_poll() {
+    let mut s = state(FetcherConfig::default());
+    assign(&mut s, 0, 0);
+    assign(&mut s, 1, 0);
+    let (id, _, _) = plan_fetch(&mut s);
+    let (e0, e1) = (s.partitions[&tp(0)].epoch, s.partitions[&tp(1)].epoch);
+    // Partition 0: more data at the broker (high watermark 100), then a retriable error.
+    assert!(!s.data(id, &tp(0), e0, at_end_chunk(0)));
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+    let t0 = Instant::now();
+    let retry_at = t0 + Duration::from_millis(10);
+    if let Some(ps) = s.partitions.get_mut(&tp(0)) {
+        ps.marks = Some(MARKS);
+        ps.retry_at = Some(retry_at);
+    }
+    match s.plan(BrokerId(1), t0) {
+        Plan::Wait(Some(at)) => assert_eq!(at, retry_at),
+        other => panic!("expected to wait for the backoff, got {other:?}"),
+    }
+    // After it, both are fetched (partition 0 has data: the broker answers at once).
+    let Plan::Fetch { targets, .. } = s.plan(BrokerId(1), retry_at) else {
+        panic!("expected a fetch");
+    };
+    assert_eq!(targets.len(), 2);
 }
 
 #[test]
