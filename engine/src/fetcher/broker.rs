@@ -84,6 +84,19 @@ async fn wait(wake: &mut watch::Receiver<()>, until: Option<Instant>) {
     }
 }
 
+/// After a broker's answer was applied: invalidates the metadata (generation `generation`) if a
+/// partition must move to another leader, wakes the application if data was queued, and wakes
+/// the fetch loops to plan again.
+fn after_answer(shared: &Shared, generation: u64, reroute: bool, queued: bool) {
+    if reroute {
+        shared.cluster.invalidate_metadata(generation);
+    }
+    if queued {
+        shared.notify_app();
+    }
+    shared.notify_loops();
+}
+
 fn tp_of(topic: &Arc<str>, partition: i32) -> TopicPartition {
     TopicPartition::new(Arc::clone(topic), partition)
 }
@@ -233,13 +246,7 @@ async fn fetch(
             state.retry_later(id, &tp_of(&t.topic, t.partition), now);
         }
     }
-    if reroute {
-        shared.cluster.invalidate_metadata(generation);
-    }
-    if queued {
-        shared.notify_app();
-    }
-    shared.notify_loops();
+    after_answer(shared, generation, reroute, queued);
     true
 }
 
@@ -303,12 +310,6 @@ async fn reset(shared: &Arc<Shared>, broker: BrokerId, id: u64, targets: &[Offse
             state.retry_later(id, &tp_of(&t.topic, t.partition), now);
         }
     }
-    if reroute {
-        shared.cluster.invalidate_metadata(generation);
-    }
-    if queued {
-        shared.notify_app();
-    }
-    shared.notify_loops();
+    after_answer(shared, generation, reroute, queued);
     true
 }
