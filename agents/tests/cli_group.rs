@@ -8,6 +8,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -102,22 +103,27 @@ impl Drop for Member {
     }
 }
 
-/// Produces `rounds` rounds of `per_round` records, one round every `pause`, in a thread.
+/// Produces rounds of `per_round` records, one round every `pause`, in a thread: at least
+/// `min_rounds`, then until `stop` is set (at most `MAX_ROUNDS`). Returns the rounds produced.
 fn produce_slowly(
     url: &str,
     topic: &str,
-    rounds: usize,
+    min_rounds: usize,
     per_round: usize,
     pause: Duration,
-) -> JoinHandle<()> {
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<usize> {
     let url = url.to_owned();
     let topic = topic.to_owned();
     std::thread::spawn(move || {
-        for round in 0..rounds {
+        let mut round = 0;
+        while round < MAX_ROUNDS && (round < min_rounds || !stop.load(Ordering::SeqCst)) {
             let input: String = (0..per_round).map(|i| format!("r{round}-{i}\n")).collect();
             mephisto_ok(&url, &["produce", &topic], input.as_bytes());
             std::thread::sleep(pause);
+            round += 1;
         }
+        round
     })
 }
 
@@ -139,6 +145,10 @@ fn tally<'a>(lines: impl IntoIterator<Item = &'a Line>) -> BTreeMap<(i32, i64), 
 }
 
 const ROUNDS: usize = 30;
+/// Pause between produced rounds.
+const PAUSE: Duration = Duration::from_millis(200);
+/// Bound on the rounds a producer keeps going while a test waits for a takeover.
+const MAX_ROUNDS: usize = 600;
 const PER_ROUND: usize = 500;
 
 #[test]
@@ -148,7 +158,8 @@ fn sigterm_commits_and_leaves_without_duplicates() {
     let topic = unique("cli-group-term");
     let group = unique("g-term");
     mephisto_ok(url, &["topics", "create", &topic, "--partitions", "6"], b"");
-    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, Duration::from_millis(200));
+    let stop = Arc::new(AtomicBool::new(true));
+    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, PAUSE, stop);
     let mut a = Member::start(url, &topic, &group);
     let mut b = Member::start(url, &topic, &group);
     wait_until("both members printing", Duration::from_secs(60), || {
@@ -157,7 +168,7 @@ fn sigterm_commits_and_leaves_without_duplicates() {
     a.signal("-TERM");
     let status = a.wait(Duration::from_secs(30));
     assert!(status.success(), "SIGTERM exits cleanly: {status}");
-    producer.join().expect("producer");
+    let rounds = producer.join().expect("producer");
     let status = b.wait(Duration::from_secs(120));
     assert!(status.success(), "survivor exits on idle: {status}");
     let (la, lb) = (a.lines(), b.lines());
@@ -172,7 +183,7 @@ fn sigterm_commits_and_leaves_without_duplicates() {
         duplicates.is_empty(),
         "records printed twice: {duplicates:?}"
     );
-    assert_eq!(seen.len(), ROUNDS * PER_ROUND, "every record printed");
+    assert_eq!(seen.len(), rounds * PER_ROUND, "every record printed");
 }
 
 #[test]
@@ -182,7 +193,10 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
     let topic = unique("cli-group-kill");
     let group = unique("g-kill");
     mephisto_ok(url, &["topics", "create", &topic, "--partitions", "6"], b"");
-    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, Duration::from_millis(200));
+    // The producer keeps going until the survivor has taken over, so that the killed member's
+    // partitions receive records after the kill however fast the machine is.
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = produce_slowly(url, &topic, ROUNDS, PER_ROUND, PAUSE, Arc::clone(&stop));
     let mut a = Member::start(url, &topic, &group);
     let mut b = Member::start(url, &topic, &group);
     wait_until("both members printing", Duration::from_secs(60), || {
@@ -199,16 +213,28 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
     let killed = Instant::now();
     a.child.kill().expect("kill -9");
     a.wait(Duration::from_secs(10));
-    producer.join().expect("producer");
+    let moved: BTreeSet<i32> = a_parts.difference(&b_parts_before).copied().collect();
+    assert!(
+        !moved.is_empty(),
+        "A held partitions of its own: {a_parts:?} vs {b_parts_before:?}"
+    );
+    let within = Duration::from_millis(SESSION_MS) * 3;
+    let taken_over = |b: &Member| {
+        b.lines()
+            .iter()
+            .find(|(p, _, t)| *t > killed && moved.contains(p))
+            .map(|(_, _, t)| *t - killed)
+    };
+    let start = Instant::now();
+    while taken_over(&b).is_none() && start.elapsed() < within + Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let rounds = producer.join().expect("producer");
     let status = b.wait(Duration::from_secs(120));
     assert!(status.success(), "survivor exits on idle: {status}");
     let (la, lb) = (a.lines(), b.lines());
-    let moved: BTreeSet<i32> = a_parts.difference(&b_parts_before).copied().collect();
-    let takeover = lb
-        .iter()
-        .find(|(p, _, t)| *t > killed && moved.contains(p))
-        .map(|(_, _, t)| *t - killed)
-        .expect("the survivor reads the killed member's partitions");
+    let takeover = taken_over(&b).expect("the survivor reads the killed member's partitions");
     let seen = tally(la.iter().chain(lb.iter()));
     let duplicates: Vec<(i32, i64)> = seen
         .iter()
@@ -221,9 +247,9 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
         lb.len(),
         duplicates.len()
     );
-    assert_eq!(seen.len(), ROUNDS * PER_ROUND, "nothing lost");
+    assert_eq!(seen.len(), rounds * PER_ROUND, "nothing lost");
     assert!(
-        takeover < Duration::from_millis(SESSION_MS) * 3,
+        takeover < within,
         "takeover {takeover:?} beyond 3 session timeouts"
     );
     // Duplicates only in the killed member's partitions, at its last printed offsets.
