@@ -41,6 +41,7 @@ type AgentFn<K, V, O> =
     Arc<dyn Fn(Stream<K, V>) -> BoxStream<'static, Result<O, BoxError>> + Send + Sync>;
 type SinkFn<O> = Arc<dyn Fn(O) -> BoxFuture<'static, ()> + Send + Sync>;
 type ReplyFn<K, O> = Arc<dyn Fn(Reply<K, O>) -> BoxFuture<'static, ()> + Send + Sync>;
+type FailureFn<K, V> = Arc<dyn Fn(Event<K, V>, AgentError) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Why an agent (or one of its events) failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -271,6 +272,7 @@ pub struct Agent<K, V, O> {
     pub(crate) supervisor: RestartPolicy,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) observer: Option<Arc<dyn Observer<O>>>,
+    pub(crate) failure: Option<FailureFn<K, V>>,
     fun: AgentFn<K, V, O>,
     yields: bool,
 }
@@ -286,6 +288,7 @@ impl<K, V, O> Clone for Agent<K, V, O> {
             supervisor: self.supervisor,
             retry: self.retry,
             observer: self.observer.clone(),
+            failure: self.failure.clone(),
             fun: self.fun.clone(),
             yields: self.yields,
         }
@@ -318,6 +321,7 @@ where
             supervisor: RestartPolicy::default(),
             retry: None,
             observer: None,
+            failure: None,
             fun,
             yields,
         }
@@ -348,6 +352,17 @@ where
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.reply = Some(Arc::new(move |r| f(r).boxed()));
+        self
+    }
+
+    /// Sets a callback run with each event the agent gives up on (after its retries), before
+    /// the event is acked: the app uses it to send the record to a dead-letter topic.
+    pub fn on_failure<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Event<K, V>, AgentError) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.failure = Some(Arc::new(move |ev, err| f(ev, err).boxed()));
         self
     }
 
@@ -601,6 +616,11 @@ where
         retrying = None;
         if let (Some(obs), Some(at)) = (&agent.observer, &at) {
             obs.on_error(at.seq, &err);
+        }
+        // Before the stream is dropped (which acks its current event): the dead letter is
+        // written before the ack can be committed.
+        if let (Some(failure), Some(ev)) = (&agent.failure, &ev) {
+            failure(ev.clone(), err.clone()).await;
         }
         drop(out);
         if let Some(ev) = &ev {

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::ack::{AckSink, Delivery, NoAcks};
 use crate::event::Event;
+use crate::repartition::TopicContext;
 use crate::stream::{Source, Stream};
 
 /// Default capacity: Faust's `stream_buffer_maxsize` (4096).
@@ -52,6 +53,7 @@ struct Inner<K, V> {
     acks: Arc<dyn AckSink>,
     next_seq: Arc<AtomicU64>,
     capacity: usize,
+    ctx: Mutex<Option<Arc<dyn TopicContext>>>,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Channel<K, V> {
@@ -78,6 +80,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Channel<K, V> {
                 acks,
                 next_seq: Arc::new(AtomicU64::new(0)),
                 capacity,
+                ctx: Mutex::new(None),
             }),
         }
     }
@@ -121,7 +124,19 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Channel<K, V> {
 
     /// A stream over the channel. Streams of one channel share its queue.
     pub fn stream(&self) -> Stream<K, V> {
-        Stream::from_source(self.inner.source.clone())
+        let mut stream = Stream::from_source(self.inner.source.clone());
+        stream.ctx = self
+            .inner
+            .ctx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        stream
+    }
+
+    /// Attaches the broker wiring its streams use for `group_by`, `through` and `echo`.
+    pub(crate) fn set_context(&self, ctx: Arc<dyn TopicContext>) {
+        *self.inner.ctx.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx);
     }
 }
 

@@ -142,6 +142,17 @@ impl<K, V> Event<K, V> {
         })
     }
 
+    /// The same event (same ack) under another key: `group_by` without a broker.
+    pub(crate) fn rekey<K2>(self, key: Option<K2>) -> Event<K2, V> {
+        Event {
+            key,
+            value: self.value,
+            headers: self.headers,
+            message: self.message,
+            ack: self.ack,
+        }
+    }
+
     pub(crate) fn same_ack(&self) -> AckHandle {
         self.ack.clone()
     }

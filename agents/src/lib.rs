@@ -1,39 +1,36 @@
 //! Mephisto: Faust's agent model in Rust.
 //!
-//! This is the broker-independent core of the Faust API: models and codecs, events, in-memory
-//! channels, streams and their combinators, agents (concurrency, sinks, replies, supervision,
-//! retry) and `test_context`. The broker wiring (topics, `App`) comes later.
+//! Faust's Agents page, in Rust: an [`App`] declares typed [`Topic`]s and channels, agents
+//! are async functions over a [`Stream`], a [`Worker`] runs them as one consumer-group member
+//! per process, and [`AppAgent`]s can be `cast` to, `ask`ed (the reply comes back through this
+//! process's reply topic), `map`ped and `join`ed.
 //!
-//! # What exists
+//! # Modules
+//! * [`app`]: [`App`] (settings with Faust's names, `topic`, `topic_many`, `channel`,
+//!   `agent`, `start_worker`, `main` for the `worker`/`send`/`agents` command line),
+//!   [`Topic`] (codecs, partitions, `send`, `sink`), [`AgentBuilder`] (topic or channel
+//!   source, default topic `<app id>-<agent name>`, `concurrency`, `retry`, `supervisor`,
+//!   `dead_letter`), [`AppAgent`] (`cast`, `send` with `reply_to` and correlation id, `ask`,
+//!   `map`, `kvmap`, `join`, `kvjoin`, sinks, `test_context`), [`Worker`].
 //! * [`codec`]: models are serde types; codecs [`codec::Json`] (default for values),
 //!   [`codec::Raw`] (default for keys: bytes or UTF-8 text), [`codec::Postcard`]; typed
 //!   [`codec::CodecError`] naming codec, direction, key/value, Rust type and, when known, the
-//!   topic/partition/offset.
+//!   topic/partition/offset. A record that does not decode is logged with its coordinate,
+//!   dead-lettered when the agent has a dead-letter topic, and acked: the worker goes on.
 //! * [`event`]: [`event::Event`] (key, value, headers, topic/partition/offset/timestamp when from
 //!   a topic, ack), the `Faust-Ag-ReplyTo` / `Faust-Ag-CorrelationId` headers, Faust's
-//!   `ReqRepResponse` (`key`, `value`, `correlation_id`, `__faust: {ns: "@ReqRepResponse"}`) and
-//!   `ReqRepRequest`.
+//!   `ReqRepResponse` and `ReqRepRequest`.
 //! * [`ack`]: the [`ack::AckSink`] hook that receives each event's ack exactly once (out of
-//!   order with concurrent actors), and [`ack::MemoryAcks`].
-//! * [`channel`]: `app.channel()`: a bounded in-memory queue with cloneable senders and
-//!   back-pressure.
+//!   order with concurrent actors); a worker's acks go to the consumer's offset tracker, which
+//!   commits only the contiguous processed prefix of each partition.
+//! * [`channel`]: `app.channel()`: a bounded in-memory queue with back-pressure.
 //! * [`stream`]: [`stream::Stream`] (a `futures` stream of values; any `StreamExt` adapter
 //!   works on it) with `filter`, `filter_async`, `take(max, within)`, `take_events`,
-//!   `enumerate(start)`, `items()`, `events()`, `current_event()`, `noack()` and manual `ack`;
-//!   `Stream::from_values` is Faust's `app.stream(iterable)`.
-//! * [`agent`]: [`agent::Agent`]: a yielding or non-yielding async function over a stream, with
-//!   `concurrency`, sinks (function, async function, channel, another agent), reply callback,
-//!   supervisor restart limit and retry policy; `cast`/`send` into its channel.
-//! * [`test_context`]: `agent.test_context()` and `put(value)` → yielded result.
-//!
-//! # What comes with the broker wiring
-//! `App::new("id")`, `app.topic(...)` (topic sources and topic sinks, key/value codecs applied
-//! on the wire, decode errors reported with their coordinate), `ask`/`map`/`join` over a reply
-//! topic (`f-reply-<uuid>`), an [`ack::AckSink`] over the engine's offset tracker (commits),
-//! default topic `<app id>-<agent name>`, `group_by`/`through`/`echo`, `isolated_partitions`,
-//! flow control on rebalance, `test_context().put` decoding raw bytes through the topic's codecs.
-//! Not here on purpose: there is no `App` type yet, because without a broker it would only be a
-//! name holder.
+//!   `enumerate(start)`, `items()`, `events()`, `current_event()`, `noack()` and manual `ack`,
+//!   and, through topics, `group_by(key_fn, name)`, `through(topic)` and `echo(topics)`.
+//! * [`agent`]: [`agent::Agent`], the broker-free core of an agent: concurrency, sinks,
+//!   replies, a supervisor with a restart limit, a retry policy.
+//! * [`test_context`]: `agent.test_context()` and `put(value)` → yielded result, no broker.
 //!
 //! # Example: the `adding` agent of Faust's Agents page
 //! ```
@@ -70,13 +67,16 @@
 
 pub mod ack;
 pub mod agent;
+pub mod app;
 pub mod channel;
 pub mod codec;
 pub mod event;
+mod repartition;
 pub mod stream;
 pub mod test_context;
 
 pub use agent::{Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink};
+pub use app::{AgentBuilder, App, AppAgent, AppError, AskOptions, Settings, Topic, Worker};
 pub use channel::{Channel, ChannelSender};
 pub use codec::{BoxError, Codec, CodecError, CodecName};
 pub use event::Event;

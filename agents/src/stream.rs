@@ -29,6 +29,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::ack::{AckSink, Delivery, NoAcks};
 use crate::event::{AckHandle, Event};
+use crate::repartition::{AbortOnDrop, TopicContext};
 
 /// A shared event source: every stream made from it takes events from the one queue.
 pub(crate) type Source<K, V> = Arc<tokio::sync::Mutex<BoxStream<'static, Event<K, V>>>>;
@@ -70,7 +71,11 @@ pub struct Stream<K, V> {
     filtering: Option<Filtering<K, V>>,
     acks: bool,
     last: Option<AckHandle>,
-    current: CurrentSlot<K, V>,
+    pub(crate) current: CurrentSlot<K, V>,
+    /// The broker wiring of a topic agent's stream (for `group_by`, `through`, `echo`).
+    pub(crate) ctx: Option<Arc<dyn TopicContext>>,
+    /// Tasks feeding this stream (a `group_by` forwarder): stopped when the stream is dropped.
+    pub(crate) guards: Vec<AbortOnDrop>,
 }
 
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
@@ -84,6 +89,8 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             acks: true,
             last: None,
             current: new_slot(),
+            ctx: None,
+            guards: Vec::new(),
         }
     }
 

@@ -1,0 +1,170 @@
+//! [`Client`]: the app's connection to the brokers, made at first use: one cluster handle for
+//! the producer, admin and reply reader, and topic creation for what the app declared.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mephisto_engine::admin::is_topic_already_exists;
+use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+
+use tokio::sync::OnceCell;
+
+use crate::app::error::AppError;
+use crate::app::reply::ReplyConsumer;
+use crate::app::settings::Settings;
+use crate::app::topic::TopicSpec;
+
+/// A connected app.
+pub struct Client {
+    /// The bootstrap URL.
+    pub(crate) url: String,
+    pub(crate) cluster: Cluster,
+    pub(crate) producer: Producer,
+    admin: Admin,
+    settings: Settings,
+    created: Mutex<BTreeSet<String>>,
+    replies: OnceCell<ReplyConsumer>,
+}
+
+impl Client {
+    /// Connects.
+    pub(crate) async fn connect(app_id: &str, settings: Settings) -> Result<Client, AppError> {
+        let url = settings.broker.clone();
+        let config = client_config(&url, app_id, &settings)?;
+        let cluster = Cluster::connect(config).await?;
+        let producer = Producer::new(cluster.clone(), ProducerConfig::default())?;
+        Ok(Client {
+            url,
+            admin: Admin::new(cluster.clone()),
+            cluster,
+            producer,
+            settings,
+            created: Mutex::new(BTreeSet::new()),
+            replies: OnceCell::new(),
+        })
+    }
+
+    /// A client config for `url` named after the app.
+    pub(crate) fn config(&self, app_id: &str) -> Result<ClientConfig, AppError> {
+        client_config(&self.url, app_id, &self.settings)
+    }
+
+    /// Creates the topics that are missing (once per name per process).
+    pub(crate) async fn ensure_topics(&self, specs: &[TopicSpec]) -> Result<(), AppError> {
+        let todo: Vec<&TopicSpec> = {
+            let created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+            specs
+                .iter()
+                .filter(|s| !created.contains(&s.name))
+                .collect()
+        };
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let existing: BTreeSet<String> = self
+            .admin
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        for spec in todo {
+            if !existing.contains(&spec.name) {
+                let mut topic = NewTopic::new(
+                    spec.name.clone(),
+                    spec.partitions.unwrap_or(self.settings.topic_partitions),
+                    self.settings.topic_replication_factor,
+                );
+                for (k, v) in &spec.configs {
+                    topic = topic.with_config(k.clone(), v.clone());
+                }
+                match self.admin.create_topic(topic).await {
+                    Ok(_) => tracing::info!(topic = %spec.name, "created topic"),
+                    Err(e) if is_topic_already_exists(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.created
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(spec.name.clone());
+        }
+        // Let the metadata cache see the new topics before anyone routes to them.
+        self.wait_for_topics(specs).await
+    }
+
+    async fn wait_for_topics(&self, specs: &[TopicSpec]) -> Result<(), AppError> {
+        let deadline = tokio::time::Instant::now() + self.settings.broker_request_timeout;
+        loop {
+            let meta = self.cluster.refresh_metadata().await?;
+            let missing: Vec<&str> = specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .filter(|n| !meta.topic(n).is_some_and(|t| t.all_partitions_led()))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(AppError::Config(format!(
+                    "topics {missing:?} did not appear in the metadata"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Produces one record and waits for the acknowledgement.
+    pub(crate) async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Vec<(String, Bytes)>,
+    ) -> Result<RecordMetadata, AppError> {
+        let mut record = ProducerRecord::new(topic);
+        record.partition = partition;
+        record.key = key;
+        record.value = value;
+        for (k, v) in headers {
+            record = record.header(k, Some(v));
+        }
+        Ok(self.producer.send(record).await?)
+    }
+
+    /// The reply reader of this process, started at first use.
+    pub(crate) async fn replies(&self) -> Result<&ReplyConsumer, AppError> {
+        self.replies
+            .get_or_try_init(|| async {
+                let topic = self.settings.reply_to.clone();
+                if self.settings.reply_create_topic {
+                    self.ensure_topics(&[TopicSpec {
+                        name: topic.clone(),
+                        partitions: Some(1),
+                        configs: Vec::new(),
+                    }])
+                    .await?;
+                }
+                ReplyConsumer::start(self.cluster.clone(), topic).await
+            })
+            .await
+    }
+
+    /// Flushes and closes the producer.
+    pub(crate) async fn close(&self) {
+        self.producer.flush().await;
+        if let Some(r) = self.replies.get() {
+            r.close();
+        }
+    }
+}
+
+fn client_config(url: &str, app_id: &str, settings: &Settings) -> Result<ClientConfig, AppError> {
+    Ok(ClientConfig::from_url(url)?
+        .with_client_id(app_id)
+        .with_request_timeout(settings.broker_request_timeout))
+}

@@ -1,0 +1,227 @@
+//! The app: Faust's `faust.App` over the engine. It owns the settings, the declared topics, the
+//! registered agents and, once connected, the `Client` (producer, admin,
+//! reply reader).
+//!
+//! * [`App::topic`] / [`App::topic_many`] declare typed [`Topic`]s (created at start when
+//!   missing), [`App::channel`] makes an in-memory [`Channel`].
+//! * [`App::agent`] starts an [`AgentBuilder`]: source (a topic, a channel, or by default the
+//!   topic `<app id>-<agent name>`), concurrency, sinks, retry, dead-letter topic; `yielding` or
+//!   `processing` registers it and returns an [`AppAgent`] with `cast`, `send`, `ask`, `map`,
+//!   `kvmap`, `join`, `kvjoin`.
+//! * [`App::start_worker`] runs every agent: one consumer-group member (group id = app id)
+//!   reads the agents' topics and feeds each agent's queue; acks go to the offset tracker, so
+//!   only the contiguous processed prefix is committed. [`App::main`] gives the app Faust's
+//!   command line (`worker`, `send`, `agents`).
+//!
+//! Module map: `settings` ([`Settings`]), `topic` ([`Topic`]), `app_agent` (builder and
+//! handle), `route` (records → typed events, decode errors, dead letters), `worker`
+//! ([`Worker`]), `client` (connection), `reply` (the reply reader), `cli` (`app.main()`),
+//! `error` ([`AppError`]), `ids` (reply topic and correlation ids).
+
+mod app_agent;
+mod cli;
+pub(crate) mod client;
+mod error;
+mod hub;
+pub(crate) mod ids;
+mod reply;
+pub(crate) mod route;
+mod settings;
+mod topic;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+pub use app_agent::{AgentBuilder, AgentInfo, AppAgent, AskOptions};
+pub use error::AppError;
+pub use settings::{Settings, DEFAULT_BROKER};
+pub use topic::{Model, SendOptions, Topic, TopicSpec};
+pub use worker::Worker;
+
+use crate::channel::Channel;
+use app_agent::AgentRuntime;
+use client::Client;
+
+/// A Mephisto application (Faust's `faust.App`). Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    id: String,
+    settings: Mutex<Settings>,
+    topics: Mutex<BTreeMap<String, TopicSpec>>,
+    agents: Mutex<Vec<Arc<dyn AgentRuntime>>>,
+    client: OnceCell<Arc<Client>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("id", &self.inner.id).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl App {
+    /// An app named `id` (also its consumer group id) with default [`Settings`]; the broker
+    /// comes from `MEPHISTO_BROKER`, else `kafka://127.0.0.1:9092`.
+    pub fn new(id: impl Into<String>) -> App {
+        let id = id.into();
+        let settings = Settings::new(&id);
+        App {
+            inner: Arc::new(AppInner {
+                id,
+                settings: Mutex::new(settings),
+                topics: Mutex::new(BTreeMap::new()),
+                agents: Mutex::new(Vec::new()),
+                client: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Sets the broker URL (`kafka://host:port,...`). Takes effect if the app
+    /// has not connected yet.
+    pub fn broker(self, url: impl Into<String>) -> App {
+        let url = url.into();
+        self.configure(|s| s.broker = url);
+        self
+    }
+
+    /// Changes settings. Takes effect if the app has not connected yet.
+    pub fn configure(&self, f: impl FnOnce(&mut Settings)) {
+        if self.inner.client.initialized() {
+            tracing::warn!(app = %self.inner.id, "settings changed after the app connected; ignored by the connection");
+        }
+        f(&mut lock(&self.inner.settings));
+    }
+
+    /// The app id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// A copy of the settings.
+    pub fn settings(&self) -> Settings {
+        lock(&self.inner.settings).clone()
+    }
+
+    /// Declares a topic with key type `K` and value type `V` (Faust's
+    /// `app.topic('name', key_type=K, value_type=V)`).
+    pub fn topic<K: Model, V: Model>(&self, name: impl Into<String>) -> Topic<K, V> {
+        Topic::new(self.clone(), vec![name.into()])
+    }
+
+    /// Declares several topics read as one source; the first is the main topic (Faust's
+    /// `app.topic('a', 'b', ...)`).
+    pub fn topic_many<K: Model, V: Model, I, S>(&self, names: I) -> Topic<K, V>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Topic::new(self.clone(), names.into_iter().map(Into::into).collect())
+    }
+
+    /// An in-memory bounded channel (Faust's `app.channel()`), of capacity
+    /// `stream_buffer_maxsize`.
+    pub fn channel<K, V>(&self) -> Channel<K, V>
+    where
+        K: Clone + Send + 'static,
+        V: Clone + Send + 'static,
+    {
+        Channel::new(self.settings().stream_buffer_maxsize)
+    }
+
+    /// Starts defining the agent `name` (Faust's `@app.agent(...)`).
+    pub fn agent<K: Model, V: Model>(&self, name: impl Into<String>) -> AgentBuilder<K, V> {
+        AgentBuilder::new(self.clone(), name.into())
+    }
+
+    /// The registered agents.
+    pub fn agents(&self) -> Vec<AgentInfo> {
+        lock(&self.inner.agents).iter().map(|a| a.info()).collect()
+    }
+
+    /// The declared topics.
+    pub fn declared_topics(&self) -> Vec<TopicSpec> {
+        lock(&self.inner.topics).values().cloned().collect()
+    }
+
+    pub(crate) fn declare_topic(&self, spec: TopicSpec) {
+        let mut topics = lock(&self.inner.topics);
+        match topics.get_mut(&spec.name) {
+            Some(existing) => {
+                if spec.partitions.is_some() {
+                    existing.partitions = spec.partitions;
+                }
+                if !spec.configs.is_empty() {
+                    existing.configs = spec.configs;
+                }
+            }
+            None => {
+                topics.insert(spec.name.clone(), spec);
+            }
+        }
+    }
+
+    pub(crate) fn register(&self, agent: Arc<dyn AgentRuntime>) {
+        lock(&self.inner.agents).push(agent);
+    }
+
+    pub(crate) fn registered(&self) -> Vec<Arc<dyn AgentRuntime>> {
+        lock(&self.inner.agents).clone()
+    }
+
+    /// The connection, made at first use.
+    pub(crate) async fn client(&self) -> Result<Arc<Client>, AppError> {
+        self.inner
+            .client
+            .get_or_try_init(|| async {
+                Client::connect(&self.inner.id, self.settings())
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+
+    /// The bootstrap URL in use once connected.
+    pub async fn broker_url(&self) -> Result<String, AppError> {
+        Ok(self.client().await?.url.clone())
+    }
+
+    /// Connects and creates the declared topics that are missing.
+    pub async fn declare(&self) -> Result<(), AppError> {
+        let client = self.client().await?;
+        if self.settings().topic_allow_declare {
+            client.ensure_topics(&self.declared_topics()).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts a worker: creates the topics, starts every agent and the consumer-group member
+    /// that feeds them. Stop it with [`Worker::stop`].
+    pub async fn start_worker(&self) -> Result<Worker, AppError> {
+        Worker::start(self.clone()).await
+    }
+
+    /// Flushes what was sent and closes the connection's producer and reply reader.
+    pub async fn close(&self) {
+        if let Some(client) = self.inner.client.get() {
+            client.close().await;
+        }
+    }
+
+    /// Runs the app's command line (Faust's `app.main()`): `worker [-l LEVEL]`,
+    /// `send <topic|@agent> [VALUE] [-k KEY]`, `agents`. Builds its own tokio runtime; returns
+    /// the process exit code.
+    pub fn main(&self) -> std::process::ExitCode {
+        cli::main(self.clone(), std::env::args_os().collect())
+    }
+}

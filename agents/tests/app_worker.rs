@@ -1,0 +1,300 @@
+//! The app layer against a private tansu: a worker runs topic agents; `ask`, `cast`, `map`,
+//! `join` go through Kafka and the reply topic; sinks (function, topic, agent) receive the
+//! yielded values; a record that does not decode and an agent error are acked, logged and
+//! dead-lettered without stopping the worker; a second worker of the same app resumes after
+//! the committed offsets.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mephisto::{App, AskOptions, Settings};
+use serde::{Deserialize, Serialize};
+use support::{tansu, unique};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Add {
+    a: i64,
+    b: i64,
+}
+
+/// An app on `url` with test-friendly timeouts (tansu completes a join after half the session
+/// timeout).
+fn app(url: &str, id: &str) -> App {
+    let app = App::new(id).broker(url);
+    app.configure(|s: &mut Settings| {
+        s.broker_session_timeout = Duration::from_secs(6);
+        s.broker_heartbeat_interval = Duration::from_secs(1);
+        s.broker_commit_interval = Duration::from_millis(200);
+        s.topic_partitions = 3;
+        s.reply_timeout = Duration::from_secs(30);
+    });
+    app
+}
+
+async fn eventually<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ask_cast_map_join_and_sinks() {
+    let broker = tansu();
+    let id = unique("app-adding");
+    let app = app(&broker.url, &id);
+    let topic = app.topic::<String, Add>(unique("adding"));
+    let yielded = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let log_topic = app.topic::<String, i64>(unique("agent-log"));
+    let logged = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let seen = logged.clone();
+    let _log_reader = app
+        .agent::<String, i64>("log_reader")
+        .topic(&log_topic)
+        .processing(move |stream| {
+            let seen = seen.clone();
+            async move {
+                let mut stream = stream;
+                while let Some(v) = stream.next().await {
+                    seen.lock().unwrap().push(v);
+                }
+                Ok(())
+            }
+        });
+    let doubled = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let d = doubled.clone();
+    let agent_b = app
+        .agent::<String, i64>("agent_b")
+        .processing(move |stream| {
+            let d = d.clone();
+            async move {
+                let mut stream = stream;
+                while let Some(v) = stream.next().await {
+                    d.lock().unwrap().push(v * 2);
+                }
+                Ok(())
+            }
+        });
+    assert_eq!(agent_b.topic_name(), Some(format!("{id}-agent_b").as_str()));
+    let y = yielded.clone();
+    let adding = app
+        .agent::<String, Add>("adding")
+        .topic(&topic)
+        .concurrency(4)
+        .yielding(|stream| stream.map(|v: Add| Ok(v.a + v.b)))
+        .sink(mephisto::Sink::func(move |v: i64| {
+            y.lock().unwrap().push(v)
+        }))
+        .sink(log_topic.sink())
+        .sink(agent_b.as_sink());
+    let worker = app.start_worker().await.expect("worker starts");
+
+    assert_eq!(adding.ask(Add { a: 4, b: 4 }).await.expect("ask"), 8);
+    adding.cast(Add { a: 2, b: 2 }).await.expect("cast");
+    let joined = adding
+        .join((1..=8).map(|i| Add { a: i, b: i * i }))
+        .await
+        .expect("join");
+    assert_eq!(joined, (1..=8).map(|i| i + i * i).collect::<Vec<_>>());
+    let mut mapped: Vec<i64> = adding
+        .map((1..=20).map(|i| Add { a: i, b: 0 }))
+        .map(|r| r.expect("map reply"))
+        .collect()
+        .await;
+    mapped.sort();
+    assert_eq!(mapped, (1..=20).collect::<Vec<_>>());
+    let with_key = adding
+        .ask_with(
+            Some("k1".to_string()),
+            Add { a: 40, b: 2 },
+            AskOptions::default(),
+        )
+        .await
+        .expect("ask with key");
+    assert_eq!(with_key, 42);
+
+    // 1 ask + 1 cast + 8 join + 20 map + 1 ask = 31 values through every sink.
+    let expected = 31;
+    eventually("the function sink", Duration::from_secs(30), || {
+        (yielded.lock().unwrap().len() == expected).then_some(())
+    })
+    .await;
+    eventually("the topic sink", Duration::from_secs(30), || {
+        (logged.lock().unwrap().len() == expected).then_some(())
+    })
+    .await;
+    eventually("the agent sink", Duration::from_secs(30), || {
+        (doubled.lock().unwrap().len() == expected).then_some(())
+    })
+    .await;
+    let mut a = yielded.lock().unwrap().clone();
+    let mut b = logged.lock().unwrap().clone();
+    let mut c: Vec<i64> = doubled.lock().unwrap().iter().map(|v| v / 2).collect();
+    a.sort();
+    b.sort();
+    c.sort();
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert!(a.contains(&4) && a.contains(&8) && a.contains(&42));
+    worker.stop().await.expect("worker stops");
+}
+
+#[tokio::test]
+async fn bad_records_and_agent_errors_are_dead_lettered_and_the_worker_goes_on() {
+    let broker = tansu();
+    let id = unique("app-errors");
+    let app = app(&broker.url, &id);
+    let topic = app.topic::<String, Add>(unique("errors-in")).partitions(1);
+    let dlt_name = unique("errors-dlt");
+    let dead = app
+        .topic::<String, String>(dlt_name.clone())
+        .value_codec(mephisto::codec::CodecName::Raw);
+    let good = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let g = good.clone();
+    let _agent = app
+        .agent::<String, Add>("strict")
+        .topic(&topic)
+        .dead_letter(dlt_name.clone())
+        .processing(move |stream| {
+            let g = g.clone();
+            async move {
+                let mut stream = stream;
+                while let Some(v) = stream.next().await {
+                    if v.a < 0 {
+                        return Err(format!("negative a: {}", v.a).into());
+                    }
+                    g.lock().unwrap().push(v.a + v.b);
+                }
+                Ok(())
+            }
+        });
+    let dead_seen = Arc::new(Mutex::new(Vec::<(Vec<(String, String)>, String)>::new()));
+    let ds = dead_seen.clone();
+    let _dead_reader = app
+        .agent::<String, String>("dead_reader")
+        .topic(&dead)
+        .processing(move |stream| {
+            let ds = ds.clone();
+            async move {
+                let mut events = stream.events();
+                while let Some(ev) = events.next().await {
+                    let headers = ev
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                        .collect();
+                    ds.lock().unwrap().push((headers, ev.value.clone()));
+                }
+                Ok(())
+            }
+        });
+    let worker = app.start_worker().await.expect("worker starts");
+    let raw = app
+        .topic::<String, String>(topic.name().to_string())
+        .value_codec(mephisto::codec::CodecName::Raw);
+    topic.send(None, Add { a: 1, b: 1 }).await.expect("send");
+    raw.send(None, "not json".to_string())
+        .await
+        .expect("send garbage");
+    topic
+        .send(None, Add { a: -1, b: 0 })
+        .await
+        .expect("send failing");
+    topic.send(None, Add { a: 3, b: 3 }).await.expect("send");
+    eventually("both good records", Duration::from_secs(60), || {
+        (good.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        *good.lock().unwrap(),
+        vec![2, 6],
+        "order kept, bad ones skipped"
+    );
+    let dead = eventually("two dead letters", Duration::from_secs(30), || {
+        let d = dead_seen.lock().unwrap();
+        (d.len() == 2).then(|| d.clone())
+    })
+    .await;
+    let errors: Vec<String> = dead
+        .iter()
+        .map(|(h, _)| {
+            h.iter()
+                .find(|(k, _)| k == "mephisto-error")
+                .map(|(_, v)| v.clone())
+                .expect("error header")
+        })
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("json")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("negative a")),
+        "{errors:?}"
+    );
+    let values: Vec<&str> = dead.iter().map(|(_, v)| v.as_str()).collect();
+    assert!(values.contains(&"not json"), "{values:?}");
+    assert!(values.iter().any(|v| v.contains("-1")), "{values:?}");
+    for (h, _) in &dead {
+        let source = h
+            .iter()
+            .find(|(k, _)| k == "mephisto-source")
+            .map(|(_, v)| v.as_str())
+            .expect("source header");
+        assert!(source.starts_with(topic.name()), "{source}");
+    }
+    worker.stop().await.expect("worker stops");
+}
+
+#[tokio::test]
+async fn a_second_worker_resumes_after_the_committed_offsets() {
+    let broker = tansu();
+    let id = unique("app-resume");
+    let topic_name = unique("resume-in");
+    let run = |values: Vec<i64>| {
+        let url = broker.url.clone();
+        let id = id.clone();
+        let topic_name = topic_name.clone();
+        async move {
+            let app = app(&url, &id);
+            let topic = app.topic::<String, i64>(topic_name);
+            let seen = Arc::new(Mutex::new(Vec::<i64>::new()));
+            let s = seen.clone();
+            let _agent = app
+                .agent::<String, i64>("counter")
+                .topic(&topic)
+                .processing(move |stream| {
+                    let s = s.clone();
+                    async move {
+                        let mut stream = stream;
+                        while let Some(v) = stream.next().await {
+                            s.lock().unwrap().push(v);
+                        }
+                        Ok(())
+                    }
+                });
+            let worker = app.start_worker().await.expect("worker starts");
+            for v in &values {
+                topic.send(None, *v).await.expect("send");
+            }
+            eventually("this run's records", Duration::from_secs(60), || {
+                (seen.lock().unwrap().len() >= values.len()).then_some(())
+            })
+            .await;
+            // Let a commit happen, then stop (which commits again).
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            worker.stop().await.expect("worker stops");
+            let mut seen = seen.lock().unwrap().clone();
+            seen.sort();
+            seen
+        }
+    };
+    let first = run((0..10).collect()).await;
+    assert_eq!(first, (0..10).collect::<Vec<_>>());
+    let second = run((10..15).collect()).await;
+    assert_eq!(second, (10..15).collect::<Vec<_>>(), "nothing read twice");
+}
