@@ -538,6 +538,7 @@ where
     let mut retrying: Option<(Event<K, V>, u32)> = None;
     loop {
         let slot = new_slot::<K, V>();
+        slot.lock().unwrap_or_else(|e| e.into_inner()).actor = true;
         let mut stream = agent.channel.stream().with_slot(slot.clone());
         if let Some((ev, _)) = &retrying {
             stream = stream.redeliver_first(ev.clone());
@@ -577,6 +578,10 @@ where
         let ev = slot.lock().unwrap_or_else(|e| e.into_inner()).event.clone();
         let Some(crash) = crash else {
             drop(out);
+            // The function is done with its last event.
+            if let Some(ev) = &ev {
+                ev.ack();
+            }
             tracing::debug!(agent = %agent.name, actor, "actor finished: channel ended");
             return Ok(());
         };

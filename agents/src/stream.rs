@@ -51,6 +51,9 @@ pub(crate) struct Current<K, V> {
     pub(crate) event: Option<Event<K, V>>,
     /// Set by the actor before dropping the stream when the current event will be redelivered.
     pub(crate) keep_unacked: bool,
+    /// The stream belongs to an actor, which acks the last event itself once the agent
+    /// function is done with it (or retries it after an error).
+    pub(crate) actor: bool,
 }
 
 pub(crate) type CurrentSlot<K, V> = Arc<Mutex<Current<K, V>>>;
@@ -59,6 +62,7 @@ pub(crate) fn new_slot<K, V>() -> CurrentSlot<K, V> {
     Arc::new(Mutex::new(Current {
         event: None,
         keep_unacked: false,
+        actor: false,
     }))
 }
 
@@ -288,7 +292,11 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
 
 impl<K, V> Drop for Stream<K, V> {
     fn drop(&mut self) {
-        let keep = self.current.lock().map(|c| c.keep_unacked).unwrap_or(false);
+        let keep = self
+            .current
+            .lock()
+            .map(|c| c.keep_unacked || c.actor)
+            .unwrap_or(false);
         if let Some(h) = self.last.take() {
             if self.acks && !keep {
                 h.ack();

@@ -435,6 +435,38 @@ async fn retry_policy_redelivers_with_backoff() {
 }
 
 #[tokio::test]
+async fn retry_redelivers_to_a_processing_agent_that_returned_an_error() {
+    // A non-yielding agent owns its stream: the error drops it, and the event must still be
+    // redelivered, not acked by the drop.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let (a, d) = (attempts.clone(), done.clone());
+    let agent: Agent<(), i64, ()> = Agent::processing("flaky_processor", move |mut stream| {
+        let (a, d) = (a.clone(), d.clone());
+        async move {
+            while let Some(v) = stream.next().await {
+                if v == 7 && a.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err("transient".into());
+                }
+                d.lock().unwrap().push(v);
+            }
+            Ok(())
+        }
+    })
+    .retry(RetryPolicy::new(3, Duration::from_millis(5)));
+    let ctx = agent.test_context().unwrap();
+    ctx.put(7).await.unwrap();
+    ctx.put(8).await.unwrap();
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
+    assert_eq!(*done.lock().unwrap(), vec![7, 8]);
+    assert_eq!(ctx.acked(), vec![0, 1]);
+}
+
+#[tokio::test]
 async fn panicking_sink_crashes_the_actor_like_the_agent() {
     let acks = MemoryAcks::new();
     let ch: Channel<(), i64> = Channel::with_acks(16, Arc::new(acks.clone()));

@@ -120,6 +120,40 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
     }
 }
 
+pub(crate) fn run_demo<F, Fut>(app: App, demo: F) -> ExitCode
+where
+    F: FnOnce(App) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::BoxError>>,
+{
+    let level = std::env::var("MEPHISTO_LOGLEVEL")
+        .ok()
+        .and_then(|l| Level::from_str(&l, true).ok())
+        .unwrap_or(Level::Warn);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level.tracing())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: cannot start the async runtime: {e}", app.id());
+            return ExitCode::from(1);
+        }
+    };
+    let id = app.id().to_owned();
+    match runtime.block_on(demo(app)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{id}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 async fn run(app: &App, command: Cmd) -> Result<(), AppError> {
     match command {
         Cmd::Worker { .. } => run_worker(app).await,

@@ -224,4 +224,18 @@ impl App {
     pub fn main(&self) -> std::process::ExitCode {
         cli::main(self.clone(), std::env::args_os().collect())
     }
+
+    /// With command-line arguments, [`main`](Self::main); without, runs `demo` on a runtime of
+    /// its own (the examples use it: `cargo run --example X` runs a demo, `cargo run --example
+    /// X -- worker -l info` a worker). An error is printed and gives exit status 1.
+    pub fn main_with<F, Fut>(&self, demo: F) -> std::process::ExitCode
+    where
+        F: FnOnce(App) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::BoxError>>,
+    {
+        if std::env::args_os().len() > 1 {
+            return self.main();
+        }
+        cli::run_demo(self.clone(), demo)
+    }
 }

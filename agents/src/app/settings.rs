@@ -26,7 +26,9 @@ pub struct Settings {
     /// Commit after this many acks even before the interval (Faust: `broker_commit_every`,
     /// 10 000).
     pub broker_commit_every: u64,
-    /// Consumer-group session timeout (Faust: `broker_session_timeout`, 60 s).
+    /// Consumer-group session timeout (Faust: `broker_session_timeout`, 60 s; ours: 10 s, the
+    /// Java client's classic default: heartbeats never wait for agents here, so a short
+    /// session only makes failover faster).
     pub broker_session_timeout: Duration,
     /// Consumer-group heartbeat interval (Faust: `broker_heartbeat_interval`, 3 s).
     pub broker_heartbeat_interval: Duration,
@@ -68,7 +70,7 @@ impl Settings {
             topic_allow_declare: true,
             broker_commit_interval: Duration::from_millis(2800),
             broker_commit_every: 10_000,
-            broker_session_timeout: Duration::from_secs(60),
+            broker_session_timeout: Duration::from_secs(10),
             broker_heartbeat_interval: Duration::from_secs(3),
             broker_max_poll_interval: Duration::from_secs(1000),
             broker_request_timeout: Duration::from_secs(30),
