@@ -30,6 +30,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::ack::Delivery;
 use crate::channel::{Channel, ChannelSender, Closed, DEFAULT_CAPACITY};
@@ -539,6 +540,15 @@ where
     loop {
         let slot = new_slot::<K, V>();
         slot.lock().unwrap_or_else(|e| e.into_inner()).actor = true;
+        // Every log line of the agent's code names the agent, the actor and the event it is on
+        // (`topic[partition]@offset`, or the channel sequence number); the stream records
+        // `event` each time it hands one out.
+        let span = tracing::error_span!(
+            "agent",
+            name = %agent.name,
+            actor,
+            event = tracing::field::Empty
+        );
         let mut stream = agent.channel.stream().with_slot(slot.clone());
         if let Some((ev, _)) = &retrying {
             stream = stream.redeliver_first(ev.clone());
@@ -551,7 +561,11 @@ where
         let crash: Option<Result<BoxError, String>> = match (out.as_mut(), crash) {
             (_, Some(msg)) => Some(Err(msg)),
             (Some(out), None) => loop {
-                match AssertUnwindSafe(out.next()).catch_unwind().await {
+                match AssertUnwindSafe(out.next())
+                    .catch_unwind()
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok(Some(Ok(value))) => {
                         let ev = slot.lock().unwrap_or_else(|e| e.into_inner()).event.clone();
                         if let (Some((rev, _)), Some(ev)) = (&retrying, &ev) {
@@ -563,6 +577,7 @@ where
                         // agent function would (Faust calls sinks inside the actor).
                         let sent = AssertUnwindSafe(deliver(&agent, ev.as_ref(), value))
                             .catch_unwind()
+                            .instrument(span.clone())
                             .await;
                         if let Err(p) = sent {
                             break Some(Err(panic_message(p.as_ref())));

@@ -285,6 +285,12 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
     }
 
     fn set_current(&self, ev: &Event<K, V>) {
+        // Inside an actor this is the actor's `agent` span (a no-op elsewhere).
+        let span = tracing::Span::current();
+        match &ev.delivery().coordinate {
+            Some(c) => span.record("event", tracing::field::display(c)),
+            None => span.record("event", ev.delivery().seq),
+        };
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         cur.event = Some(ev.clone());
     }

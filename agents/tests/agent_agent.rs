@@ -551,3 +551,49 @@ async fn topic_events_keep_their_coordinates_in_errors_and_logs() {
     let text = logs.text();
     assert!(text.contains("coordinate=numbers[2]@41"), "{text}");
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn log_lines_of_the_agent_name_the_agent_and_the_event() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let agent: Agent<(), i64, ()> = Agent::processing("logger", |mut stream| async move {
+        while let Some(v) = stream.next().await {
+            tracing::info!(value = v, "processing");
+        }
+        Ok(())
+    });
+    let ctx = agent.test_context().unwrap();
+    ctx.put(10).await.unwrap();
+    ctx.put(11).await.unwrap();
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("processing")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("name=logger") && lines[0].contains("event=0"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("event=1") && lines[1].contains("value=11"),
+        "{text}"
+    );
+}

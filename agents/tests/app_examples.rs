@@ -113,9 +113,9 @@ fn agent_worker_answers_send_to_agent_and_its_own_send_command() {
 }
 
 #[test]
-fn map_join_prints_replies_and_ordered_joins() {
+fn map_reduce_prints_replies_and_ordered_joins() {
     let broker = tansu();
-    let out = run_ok("map_join", &broker.url, &[]);
+    let out = run_ok("map_reduce", &broker.url, &[]);
     assert_eq!(out.matches("RECEIVED REPLY:").count(), 8, "{out}");
     assert_eq!(out.matches("RECEIVED KEYED REPLY:").count(), 4, "{out}");
     assert!(out.contains("join: [1, 4, 9, 16, 25, 36, 49, 64]"), "{out}");

@@ -264,11 +264,19 @@ impl<K: Model, V: Model, O: Model> AppAgent<K, V, O> {
             .map(|_| ())
     }
 
-    /// Sends a value with a key without waiting for a reply.
-    pub async fn cast_with_key(&self, key: K, value: V) -> Result<(), AppError> {
-        self.send(Some(key), value, AskOptions::default())
-            .await
-            .map(|_| ())
+    /// `cast` with a key (the Kafka message key: same key, same partition) and an explicit
+    /// partition (Faust's `cast(value, key=..., partition=...)`).
+    pub async fn cast_with(
+        &self,
+        key: Option<K>,
+        value: V,
+        partition: Option<i32>,
+    ) -> Result<(), AppError> {
+        let options = AskOptions {
+            partition,
+            ..AskOptions::default()
+        };
+        self.send(key, value, options).await.map(|_| ())
     }
 
     /// The mechanism under `cast` and `ask` (Faust's `send`): sends to the agent's topic (or

@@ -53,6 +53,9 @@ pub struct Settings {
     pub reply_create_topic: bool,
     /// How long `ask` waits for its reply before failing (Faust waits forever; ours: 60 s).
     pub reply_timeout: Duration,
+    /// How long a stopping worker waits for its agents to finish the events they were given
+    /// (Faust's `stream_wait_empty`).
+    pub shutdown_timeout: Duration,
     /// Static membership id (`group.instance.id`) of this worker, if any.
     pub group_instance_id: Option<String>,
 }
@@ -81,6 +84,7 @@ impl Settings {
             reply_to: format!("f-reply-{}", crate::app::ids::new_id()),
             reply_create_topic: true,
             reply_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
             group_instance_id: None,
         }
     }

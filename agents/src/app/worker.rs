@@ -4,6 +4,7 @@
 //! unbounded buffering), and each event's ack goes to the member's offset tracker, so the
 //! commits cover only the contiguous processed prefix of every partition.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
@@ -17,13 +18,20 @@ use crate::app::error::AppError;
 use crate::app::hub::Hub;
 use crate::app::App;
 
-/// Acks of topic events go to the consumer's offset tracker.
-struct ConsumerAcks(Arc<GroupConsumer>);
+/// Acks of topic events go to the consumer's offset tracker; it also counts the events handed
+/// to agents and not acked yet (what a graceful stop waits for).
+struct ConsumerAcks {
+    consumer: Arc<GroupConsumer>,
+    in_flight: AtomicU64,
+}
 
 impl AckSink for ConsumerAcks {
     fn ack(&self, delivery: &Delivery) {
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if let Some(c) = &delivery.coordinate {
-            if let Err(e) = self.0.ack(&c.topic, c.partition, c.offset) {
+            if let Err(e) = self.consumer.ack(&c.topic, c.partition, c.offset) {
                 tracing::warn!(coordinate = %c, error = %e, "ack not recorded");
             }
         }
@@ -34,6 +42,7 @@ impl AckSink for ConsumerAcks {
 pub struct Worker {
     app: App,
     consumer: Option<Arc<GroupConsumer>>,
+    acks: Option<Arc<ConsumerAcks>>,
     dispatch: Option<JoinHandle<Result<(), GroupConsumerError>>>,
     agents: Vec<(String, AgentHandle)>,
 }
@@ -69,8 +78,8 @@ impl Worker {
                 }
             }
         }
-        let (consumer, dispatch) = if hub.topics().is_empty() {
-            (None, None)
+        let (consumer, acks, dispatch) = if hub.topics().is_empty() {
+            (None, None, None)
         } else {
             let reset = if settings.consumer_auto_offset_reset_earliest {
                 OffsetReset::Earliest
@@ -89,13 +98,18 @@ impl Worker {
             let cluster = Cluster::connect(client.config(app.id())?).await?;
             let consumer = Arc::new(GroupConsumer::new(cluster, config)?);
             hub.set_consumer(consumer.clone());
-            let dispatch = tokio::spawn(dispatch(consumer.clone(), hub.clone()));
-            (Some(consumer), Some(dispatch))
+            let acks = Arc::new(ConsumerAcks {
+                consumer: consumer.clone(),
+                in_flight: AtomicU64::new(0),
+            });
+            let dispatch = tokio::spawn(dispatch(consumer.clone(), hub.clone(), acks.clone()));
+            (Some(consumer), Some(acks), Some(dispatch))
         };
         tracing::info!(app = %app.id(), broker = %client.url, agents = agents.len(), "worker ready");
         Ok(Worker {
             app,
             consumer,
+            acks,
             dispatch,
             agents,
         })
@@ -141,11 +155,32 @@ impl Worker {
         }
     }
 
-    /// Stops: no more records are handed out, the agents stop, the acked offsets are committed
-    /// and the member leaves the group; what was sent is flushed.
+    /// Records handed to agents and not acked yet.
+    pub fn in_flight(&self) -> u64 {
+        self.acks
+            .as_ref()
+            .map(|a| a.in_flight.load(Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
+    /// Stops: no more records are handed out; the agents finish the events they were given
+    /// (at most `shutdown_timeout`), then stop; the acked offsets are committed and the member
+    /// leaves the group; what was sent is flushed.
     pub async fn stop(mut self) -> Result<(), AppError> {
         if let Some(d) = self.dispatch.take() {
             d.abort();
+        }
+        let grace = self.app.settings().shutdown_timeout;
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if self.in_flight() > 0 {
+            tracing::warn!(
+                in_flight = self.in_flight(),
+                ?grace,
+                "stopping with events not processed; they will be read again"
+            );
         }
         for (_, h) in &self.agents {
             h.stop();
@@ -169,8 +204,12 @@ impl Worker {
     }
 }
 
-async fn dispatch(consumer: Arc<GroupConsumer>, hub: Arc<Hub>) -> Result<(), GroupConsumerError> {
-    let acks: Arc<dyn AckSink> = Arc::new(ConsumerAcks(consumer.clone()));
+async fn dispatch(
+    consumer: Arc<GroupConsumer>,
+    hub: Arc<Hub>,
+    counted: Arc<ConsumerAcks>,
+) -> Result<(), GroupConsumerError> {
+    let acks: Arc<dyn AckSink> = counted.clone();
     loop {
         let record = match consumer.next().await {
             Ok(r) => r,
@@ -178,7 +217,10 @@ async fn dispatch(consumer: Arc<GroupConsumer>, hub: Arc<Hub>) -> Result<(), Gro
             Err(e) => return Err(e),
         };
         match hub.route(&record.topic) {
-            Some(route) => route(record, acks.clone()).await,
+            Some(route) => {
+                counted.in_flight.fetch_add(1, Ordering::AcqRel);
+                route(record, acks.clone()).await
+            }
             None => {
                 tracing::warn!(topic = %record.topic, "record of a topic no agent reads; acked");
                 let _ = consumer.ack(&record.topic, record.partition, record.offset);

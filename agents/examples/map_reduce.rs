@@ -10,14 +10,14 @@
 //! assert results == [1, 4, 9, 16, 25, 36, 49, 64]
 //! ```
 //!
-//! `cargo run --example map_join` runs a worker with the `pow2` agent (four actors, so
+//! `cargo run --example map_reduce` runs a worker with the `pow2` agent (four actors, so
 //! replies really come back out of order) and prints the four calls.
 
 use futures_util::StreamExt;
 use mephisto::App;
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("map-join");
+    let app = App::new("map-reduce");
     let pow2 = app
         .agent::<String, i64>("pow2")
         .concurrency(4)
