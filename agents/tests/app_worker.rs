@@ -298,3 +298,140 @@ async fn a_second_worker_resumes_after_the_committed_offsets() {
     let second = run((10..15).collect()).await;
     assert_eq!(second, (10..15).collect::<Vec<_>>(), "nothing read twice");
 }
+
+#[tokio::test]
+async fn isolated_partitions_give_each_partition_its_own_instance() {
+    let broker = tansu();
+    let app = app(&broker.url, &unique("app-isolated"));
+    let topic = app
+        .topic::<String, i64>(unique("isolated-in"))
+        .partitions(3);
+    let next_instance = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::<(usize, i32, i64)>::new()));
+    let (n, s) = (next_instance.clone(), seen.clone());
+    let _agent = app
+        .agent::<String, i64>("isolated")
+        .topic(&topic)
+        .isolated_partitions()
+        .processing(move |stream| {
+            let instance = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let s = s.clone();
+            async move {
+                let mut events = stream.events();
+                while let Some(ev) = events.next().await {
+                    let c = ev
+                        .message
+                        .as_ref()
+                        .map(|m| m.coordinate.clone())
+                        .expect("coordinate");
+                    s.lock().unwrap().push((instance, c.partition, c.offset));
+                }
+                Ok(())
+            }
+        });
+    let worker = app.start_worker().await.expect("worker starts");
+    for i in 0..30 {
+        topic
+            .send_with(
+                None,
+                i,
+                mephisto::app::SendOptions {
+                    partition: Some((i % 3) as i32),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("send");
+    }
+    eventually("all 30 processed", Duration::from_secs(60), || {
+        (seen.lock().unwrap().len() == 30).then_some(())
+    })
+    .await;
+    let seen = seen.lock().unwrap().clone();
+    let mut partition_of: std::collections::BTreeMap<usize, std::collections::BTreeSet<i32>> =
+        Default::default();
+    let mut last: std::collections::BTreeMap<i32, i64> = Default::default();
+    for (instance, partition, offset) in &seen {
+        partition_of
+            .entry(*instance)
+            .or_default()
+            .insert(*partition);
+        let prev = last.insert(*partition, *offset);
+        assert!(
+            prev.is_none_or(|p| p < *offset),
+            "partition {partition} out of order"
+        );
+    }
+    assert_eq!(
+        partition_of.len(),
+        3,
+        "one instance per partition: {partition_of:?}"
+    );
+    assert!(
+        partition_of.values().all(|p| p.len() == 1),
+        "{partition_of:?}"
+    );
+    worker.stop().await.expect("worker stops");
+}
+
+#[tokio::test]
+async fn concurrent_actors_overlap_and_commit_what_they_processed() {
+    let broker = tansu();
+    let id = unique("app-concurrency");
+    let topic_name = unique("concurrency-in");
+    const EVENTS: i64 = 40;
+    const WORK: Duration = Duration::from_millis(100);
+    let run = |send: bool| {
+        let (url, id, topic_name) = (broker.url.clone(), id.clone(), topic_name.clone());
+        async move {
+            let app = app(&url, &id);
+            let topic = app.topic::<String, i64>(topic_name);
+            let seen = Arc::new(Mutex::new(Vec::<(i64, std::time::Instant)>::new()));
+            let s = seen.clone();
+            let _agent = app
+                .agent::<String, i64>("slow")
+                .topic(&topic)
+                .concurrency(10)
+                .processing(move |stream| {
+                    let s = s.clone();
+                    async move {
+                        let mut stream = stream;
+                        while let Some(v) = stream.next().await {
+                            tokio::time::sleep(WORK).await;
+                            s.lock().unwrap().push((v, std::time::Instant::now()));
+                        }
+                        Ok(())
+                    }
+                });
+            let worker = app.start_worker().await.expect("worker starts");
+            if send {
+                for v in 0..EVENTS {
+                    topic.send(None, v).await.expect("send");
+                }
+                eventually("all processed", Duration::from_secs(60), || {
+                    (seen.lock().unwrap().len() as i64 == EVENTS).then_some(())
+                })
+                .await;
+            } else {
+                tokio::time::sleep(Duration::from_secs(8)).await;
+            }
+            worker.stop().await.expect("worker stops");
+            let seen = seen.lock().unwrap().clone();
+            seen
+        }
+    };
+    let first = run(true).await;
+    let start = first.iter().map(|s| s.1).min().expect("some") - WORK;
+    let end = first.iter().map(|s| s.1).max().expect("some");
+    let wall = end - start;
+    eprintln!("10 actors: {EVENTS} events of {WORK:?} each in {wall:?}");
+    assert!(
+        wall < WORK * (EVENTS as u32) / 3,
+        "{EVENTS} events of {WORK:?} took {wall:?}: the actors did not overlap"
+    );
+    let second = run(false).await;
+    assert!(
+        second.is_empty(),
+        "read again after a clean stop: {second:?}"
+    );
+}

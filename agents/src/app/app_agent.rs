@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::channel::Channel;
 use crate::codec::{self, BoxError, CodecName, Part};
 use crate::event::{reply_headers, Event};
+use crate::repartition::TopicContext;
 use crate::stream::Stream;
 
 /// How many asks `map`/`join` keep in flight.
@@ -70,6 +71,7 @@ pub struct AgentBuilder<K, V> {
     retry: Option<RetryPolicy>,
     supervisor: Option<RestartPolicy>,
     dead_letter: Option<String>,
+    isolated: bool,
 }
 
 impl<K: Model, V: Model> AgentBuilder<K, V> {
@@ -82,7 +84,16 @@ impl<K: Model, V: Model> AgentBuilder<K, V> {
             retry: None,
             supervisor: None,
             dead_letter: None,
+            isolated: false,
         }
+    }
+
+    /// One agent instance per assigned partition (Faust's `isolated_partitions=True`): each
+    /// partition's events are processed in order by an actor of their own, started when the
+    /// partition's first record arrives. Needs `concurrency` 1 and a topic source.
+    pub fn isolated_partitions(mut self) -> Self {
+        self.isolated = true;
+        self
     }
 
     /// Reads `topic` (Faust's `@app.agent(topic)`).
@@ -173,6 +184,7 @@ impl<K: Model, V: Model> AgentBuilder<K, V> {
             channel,
             agent: Mutex::new(agent),
             dead_letter: self.dead_letter,
+            isolated: self.isolated,
         });
         self.app.register(inner.clone());
         AppAgent { inner }
@@ -186,6 +198,7 @@ struct Inner<K, V, O> {
     channel: Channel<K, V>,
     agent: Mutex<Agent<K, V, O>>,
     dead_letter: Option<String>,
+    isolated: bool,
 }
 
 /// A registered agent. Cheap to clone.
@@ -470,6 +483,12 @@ impl<K: Model, V: Model, O: Model> AgentRuntime for Inner<K, V, O> {
         hub: &Arc<Hub>,
     ) -> Result<(AgentHandle, Vec<(String, Route)>), AppError> {
         let mut agent = lock(&self.agent).clone();
+        if self.isolated && (agent.concurrency_level() > 1 || self.topic.is_none()) {
+            return Err(AppError::Config(format!(
+                "agent {}: isolated_partitions needs a topic source and concurrency 1",
+                self.name
+            )));
+        }
         if let Some(topic) = &self.topic {
             self.channel.set_context(Arc::new(StreamWiring {
                 hub: hub.clone(),
@@ -521,16 +540,31 @@ impl<K: Model, V: Model, O: Model> AgentRuntime for Inner<K, V, O> {
                 .sender()
                 .map_err(|_| AppError::Closed(format!("agent {}", self.name)))?;
             for name in topic.names() {
-                routes.push((
-                    name.clone(),
+                let (kc, vc) = (topic.key_codec_name(), topic.value_codec_name());
+                let route = if self.isolated {
+                    let wiring: Arc<dyn TopicContext> = Arc::new(StreamWiring {
+                        hub: hub.clone(),
+                        agent: self.name.clone(),
+                        topic: name.clone(),
+                    });
+                    route::per_partition::<K, V, O>(
+                        agent.clone(),
+                        hub.clone(),
+                        wiring,
+                        kc,
+                        vc,
+                        dead_letter.clone(),
+                    )
+                } else {
                     route::decoding::<K, V>(
                         self.name.clone(),
-                        topic.key_codec_name(),
-                        topic.value_codec_name(),
+                        kc,
+                        vc,
                         sender.clone(),
                         dead_letter.clone(),
-                    ),
-                ));
+                    )
+                };
+                routes.push((name.clone(), route));
             }
         }
         Ok((handle, routes))

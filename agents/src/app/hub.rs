@@ -13,6 +13,7 @@ use futures_util::FutureExt;
 use mephisto_engine::group::GroupConsumer;
 use mephisto_engine::producer::ProducerRecord;
 
+use crate::agent::AgentHandle;
 use crate::app::client::Client;
 use crate::app::route::Route;
 use crate::app::topic::TopicSpec;
@@ -29,9 +30,23 @@ pub(crate) struct Hub {
     routes: Mutex<BTreeMap<String, Route>>,
     consumer: Mutex<Option<Arc<GroupConsumer>>>,
     shared: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
+    adopted: Mutex<Vec<AgentHandle>>,
 }
 
 impl Hub {
+    /// Keeps an agent instance started by a route (`isolated_partitions`), to stop it with
+    /// the worker.
+    pub(crate) fn adopt(&self, handle: AgentHandle) {
+        lock(&self.adopted).push(handle);
+    }
+
+    /// Stops the adopted instances.
+    pub(crate) fn stop_adopted(&self) {
+        for h in lock(&self.adopted).drain(..) {
+            h.stop();
+        }
+    }
+
     pub(crate) fn new(client: Arc<Client>, capacity: usize) -> Arc<Hub> {
         Arc::new(Hub {
             client,
@@ -39,6 +54,7 @@ impl Hub {
             routes: Mutex::new(BTreeMap::new()),
             consumer: Mutex::new(None),
             shared: Mutex::new(HashMap::new()),
+            adopted: Mutex::new(Vec::new()),
         })
     }
 

@@ -4,7 +4,8 @@
 //! (Faust's rule for failed events: acked, not processed again), so one bad record never stops
 //! the worker.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -12,11 +13,14 @@ use futures_util::FutureExt;
 use mephisto_engine::group::ConsumedRecord;
 
 use crate::ack::{AckSink, Delivery};
+use crate::agent::Agent;
 use crate::app::client::Client;
+use crate::app::hub::Hub;
 use crate::app::topic::Model;
-use crate::channel::ChannelSender;
+use crate::channel::{Channel, ChannelSender};
 use crate::codec::{self, CodecError, CodecName, Direction, Part};
 use crate::event::{Coordinate, Event, Message};
+use crate::repartition::TopicContext;
 
 /// Header naming the error of a dead-lettered record.
 pub const DEAD_LETTER_ERROR_HEADER: &str = "mephisto-error";
@@ -140,6 +144,63 @@ pub(crate) fn decoding<K: Model, V: Model>(
             }
         }
         .boxed()
+    })
+}
+
+/// A route giving each partition an agent instance of its own (`isolated_partitions`):
+/// the first record of a partition starts a copy of `agent` on a fresh channel (with the
+/// topic's stream wiring); the worker stops those copies when it stops.
+pub(crate) fn per_partition<K: Model, V: Model, O: Model>(
+    agent: Agent<K, V, O>,
+    hub: Arc<Hub>,
+    wiring: Arc<dyn TopicContext>,
+    key_codec: CodecName,
+    value_codec: CodecName,
+    dead_letter: Option<DeadLetter>,
+) -> Route {
+    let instances: Arc<Mutex<HashMap<i32, Route>>> = Arc::default();
+    Arc::new(move |rec: ConsumedRecord, acks: Arc<dyn AckSink>| {
+        let existing = instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&rec.partition)
+            .cloned();
+        let route = match existing {
+            Some(r) => Some(r),
+            None => {
+                let channel: Channel<K, V> = Channel::new(wiring.capacity());
+                channel.set_context(wiring.clone());
+                let instance = agent.clone().channel(channel.clone());
+                match (instance.start(), channel.sender()) {
+                    (Ok(handle), Ok(sender)) => {
+                        tracing::info!(agent = %agent.name(), topic = %rec.topic, partition = rec.partition, "agent instance started for partition");
+                        hub.adopt(handle);
+                        let r = decoding::<K, V>(
+                            format!("{}[{}]", agent.name(), rec.partition),
+                            key_codec,
+                            value_codec,
+                            sender,
+                            dead_letter.clone(),
+                        );
+                        instances
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(rec.partition, r.clone());
+                        Some(r)
+                    }
+                    (Err(e), _) => {
+                        tracing::error!(agent = %agent.name(), error = %e, "cannot start the partition's agent instance");
+                        None
+                    }
+                    (_, Err(_)) => None,
+                }
+            }
+        };
+        match route {
+            Some(r) => r(rec, acks),
+            // Not processed and not acked: read again after a restart.
+            None => futures_util::future::ready(()).boxed(),
+        }
     })
 }
 

@@ -43,6 +43,7 @@ pub struct Worker {
     app: App,
     consumer: Option<Arc<GroupConsumer>>,
     acks: Option<Arc<ConsumerAcks>>,
+    hub: Arc<Hub>,
     dispatch: Option<JoinHandle<Result<(), GroupConsumerError>>>,
     agents: Vec<(String, AgentHandle)>,
 }
@@ -110,6 +111,7 @@ impl Worker {
             app,
             consumer,
             acks,
+            hub,
             dispatch,
             agents,
         })
@@ -185,6 +187,7 @@ impl Worker {
         for (_, h) in &self.agents {
             h.stop();
         }
+        self.hub.stop_adopted();
         let mut result = Ok(());
         for (name, h) in self.agents.drain(..) {
             if let Err(e) = h.join().await {
