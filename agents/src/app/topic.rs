@@ -99,6 +99,14 @@ impl<K: Model, V: Model> Topic<K, V> {
         }
     }
 
+    fn spec(&self) -> TopicSpec {
+        TopicSpec {
+            name: self.name().to_owned(),
+            partitions: self.partitions,
+            configs: Vec::new(),
+        }
+    }
+
     /// The main topic's name (the first one).
     pub fn name(&self) -> &str {
         self.names.first().map(String::as_str).unwrap_or_default()
@@ -163,6 +171,10 @@ impl<K: Model, V: Model> Topic<K, V> {
         let key = key.as_ref().map(|k| self.encode_key(k)).transpose()?;
         let value = self.encode_value(&value)?;
         let client = self.app.client().await?;
+        // As Faust's `Topic.send`: the topic is declared (created when missing) first.
+        if self.app.settings().topic_allow_declare {
+            client.ensure_topics(&[self.spec()]).await?;
+        }
         client
             .produce(
                 self.name(),
