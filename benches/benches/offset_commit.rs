@@ -2,9 +2,11 @@
 //! and the commit round trip against a private tansu, Mephisto against rdkafka.
 //!
 //! - `offset_commit/acks/{in-order,shuffled}`: 64 partitions of one topic, 1024 offsets
-//!   delivered per partition before the clock starts, then every offset acked
-//!   (`OffsetTracker::acked`), interleaved over the partitions in offset order, or in one
-//!   pre-shuffled order of all acks. Throughput in acks.
+//!   delivered per partition before the clock starts, then every offset acked by partition
+//!   handle (`OffsetTracker::acked_at`, the engine's per-record path), interleaved over the
+//!   partitions in offset order, or in one pre-shuffled order of all acks. Throughput in acks.
+//!   `by-name/*`: the same acks through `OffsetTracker::acked(&(topic, partition), offset)`
+//!   (a partition lookup per ack).
 //! - `offset_commit/encode/{1,100,1000}`: from a tracker whose partitions all advanced,
 //!   `poll_commit` (the committable offsets), the `kafka-protocol` `OffsetCommitRequest` built
 //!   as the engine builds it (grouped by topic), and its frame through
@@ -15,14 +17,15 @@
 //!   started on a free loopback port (`$TANSU_BIN`, else `.tools/bin/tansu` from
 //!   `scripts/install-peers.sh`; skipped with a message if it cannot start). Each client joins
 //!   its own group (6 s session timeout) once, before the clock starts.
-//!   `mephisto-group` is `GroupConsumer::commit()` after one record of each partition was
-//!   consumed and acked; `mephisto-cluster` is the engine's lowest path (`Cluster::send` of an
+//!   `mephisto-group` is `GroupConsumer::commit()` after the next record of each partition was
+//!   acked (outside the clock: every record was consumed before, and each iteration acks one
+//!   more offset per partition, so every commit carries 8 advanced offsets); `mephisto-cluster` is the engine's lowest path (`Cluster::send` of an
 //!   OffsetCommit on a `Group` connection with the joined member's id and generation);
 //!   `rdkafka` is `BaseConsumer::commit(&tpl, CommitMode::Sync)`.
 //!
 //! Run: `cargo bench -p mephisto-benches --bench offset_commit -- --warm-up-time 1 --measurement-time 3`
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -36,7 +39,7 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use mephisto_consumer_group::assignor::TopicPartition;
-use mephisto_consumer_group::offsets::{CommitConfig, OffsetTracker};
+use mephisto_consumer_group::offsets::{CommitConfig, OffsetTracker, PartitionHandle};
 use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
 use mephisto_engine::group::{GroupConfig, GroupConsumer};
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord};
@@ -50,6 +53,11 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const ACK_PARTITIONS: i32 = 64;
 const ACKS_PER_PARTITION: i64 = 1024;
 const RT_PARTITIONS: i32 = 8;
+/// Records per partition for the `mephisto-group` round trip: each timed `commit()` needs one
+/// fresh acked offset per partition (the tracker records what it committed, so a commit of
+/// nothing new is no round trip). Enough for a 0.5 s warm-up and 3 s measurement at 60 µs
+/// per commit.
+const RT_RECORDS: i64 = 60_000;
 const GROUP_ID: &str = "bench-group";
 /// The round-trip groups.
 const MEPHISTO_GROUP: &str = "offset-commit-mephisto";
@@ -112,18 +120,44 @@ fn bench_acks(c: &mut Criterion) {
         let j = (xorshift(&mut state) % (i as u64 + 1)) as usize;
         shuffled.swap(i, j);
     }
+    // The engine's path: each record carries its partition's handle (taken once per fetched
+    // batch), so an ack is `acked_at(handle, offset)`. Clones of the tracker keep the slots,
+    // so the handles stay valid in every clone.
+    let handles: Vec<PartitionHandle> = tps
+        .iter()
+        .map(|tp| tracker.partition_handle(tp).expect("assigned"))
+        .collect();
     let mut group = c.benchmark_group("offset_commit/acks");
     group.throughput(Throughput::Elements(in_order.len() as u64));
     for (name, order) in [("in-order", &in_order), ("shuffled", &shuffled)] {
-        // Every ack is new, and all of them commit everything.
+        let by_handle: Vec<(PartitionHandle, i64)> =
+            order.iter().map(|(p, o)| (handles[*p], *o)).collect();
+        // Every ack is new, and all of them commit everything, on both paths.
         let mut check = tracker.clone();
+        for (h, offset) in &by_handle {
+            assert!(check.acked_at(*h, *offset).unwrap());
+        }
+        let mut check_by_name = tracker.clone();
         for (p, offset) in order {
-            assert!(check.acked(&tps[*p], *offset).unwrap());
+            assert!(check_by_name.acked(&tps[*p], *offset).unwrap());
         }
         for tp in &tps {
             assert_eq!(check.committable(tp), Some(ACKS_PER_PARTITION));
+            assert_eq!(check_by_name.committable(tp), Some(ACKS_PER_PARTITION));
         }
         group.bench_function(name, |b| {
+            b.iter_batched(
+                || tracker.clone(),
+                |mut t| {
+                    for (h, offset) in &by_handle {
+                        black_box(t.acked_at(*h, *offset).unwrap());
+                    }
+                    t
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function(format!("by-name/{name}"), |b| {
             b.iter_batched(
                 || tracker.clone(),
                 |mut t| {
@@ -347,19 +381,33 @@ fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError>
         Admin::new(cluster.clone())
             .create_topic(NewTopic::new(&topic, RT_PARTITIONS, 1))
             .await?;
-        // One record per partition, for the group member to consume and ack.
+        // `RT_RECORDS` records per partition, for the group member to consume and ack one
+        // offset per partition per commit.
+        let started = Instant::now();
         let producer = Producer::new(cluster.clone(), ProducerConfig::default())?;
         let mut deliveries = Vec::new();
-        for p in 0..RT_PARTITIONS {
-            let record = ProducerRecord::new(topic.as_str())
-                .partition(p)
-                .value(format!("record-{p}"));
-            deliveries.push(producer.enqueue(record).await?);
+        for i in 0..RT_RECORDS {
+            for p in 0..RT_PARTITIONS {
+                let record = ProducerRecord::new(topic.as_str())
+                    .partition(p)
+                    .value(format!("{i}"));
+                deliveries.push(producer.enqueue(record).await?);
+            }
+            if deliveries.len() >= 50_000 {
+                for d in deliveries.drain(..) {
+                    d.await?;
+                }
+            }
         }
         producer.flush().await;
         for d in deliveries {
             d.await?;
         }
+        eprintln!(
+            "offset_commit/round-trip: produced {} records in {:.1} s",
+            RT_RECORDS * i64::from(RT_PARTITIONS),
+            started.elapsed().as_secs_f64()
+        );
         let coordinator = cluster.topic(&topic).await?.partitions[0]
             .leader
             .ok_or("no leader")?;
@@ -372,31 +420,35 @@ fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError>
         group.subscribe([topic.as_str()]);
         let started = Instant::now();
         let mut offsets = BTreeMap::new();
-        let mut seen = BTreeSet::new();
-        while seen.len() < RT_PARTITIONS as usize {
+        let mut delivered = 0i64;
+        // Consume everything; ack offset 0 of each partition only.
+        while delivered < RT_RECORDS * i64::from(RT_PARTITIONS) {
             let r = tokio::time::timeout(Duration::from_secs(30), group.next())
                 .await
                 .map_err(|_| "no records within 30 s")??;
-            group.ack(&r.topic, r.partition, r.offset)?;
-            seen.insert(r.partition);
-            offsets.insert((r.topic.to_string(), r.partition), r.offset + 1);
+            delivered += 1;
+            if r.offset == 0 {
+                group.ack_record(&r)?;
+                offsets.insert((r.topic.to_string(), r.partition), r.offset + 1);
+            }
         }
         eprintln!(
-            "offset_commit/round-trip: Mephisto joined and consumed in {:.1} s",
+            "offset_commit/round-trip: Mephisto joined and consumed {delivered} records in {:.1} s",
             started.elapsed().as_secs_f64()
         );
         group.commit().await?;
         let member = group.generation().ok_or("not joined")?;
         Ok::<_, BoxError>((group, cluster, coordinator, member, offsets))
     })?;
-    // `commit()` sends acked offsets beyond the tracker's committed ones; it does not move
-    // them (only the policy's commits do), so every call sends all 8 partitions. Check it
-    // still does, or the round trip would measure a no-op.
+    // `commit()` records what it committed: a commit of nothing new is no round trip, so each
+    // timed commit must ack fresh offsets first.
     for ((topic, partition), offset) in &offsets {
-        if group.committed(topic, *partition) == Some(*offset) {
-            return Err("GroupConsumer::commit() now records what it committed: \
-                        the round-trip bench must ack fresh offsets per commit"
-                .into());
+        if group.committed(topic, *partition) != Some(*offset) {
+            return Err(format!(
+                "commit() did not record offset {offset} of {topic}-{partition}: {:?}",
+                group.committed(topic, *partition)
+            )
+            .into());
         }
     }
 
@@ -480,9 +532,37 @@ fn bench_round_trip(c: &mut Criterion) {
     eprintln!("offset_commit/round-trip: OffsetCommit v{version} against tansu");
     let mut group = c.benchmark_group("offset_commit/round-trip");
     group.throughput(Throughput::Elements(1));
+    // Bounded, so that `RT_RECORDS` fresh offsets per partition are enough.
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(3));
+    // The next offset to ack per partition (offset 0 was acked and committed in the setup).
+    let mut next = 1i64;
     group.bench_function("mephisto-group/8", |b| {
-        b.iter(|| rt.block_on(setup.group.commit()).expect("commit"))
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                assert!(
+                    next < RT_RECORDS,
+                    "out of fresh offsets: raise RT_RECORDS ({RT_RECORDS})"
+                );
+                for (topic, partition) in setup.offsets.keys() {
+                    assert!(setup.group.ack(topic, *partition, next).expect("ack"));
+                }
+                next += 1;
+                let start = Instant::now();
+                rt.block_on(setup.group.commit()).expect("commit");
+                total += start.elapsed();
+            }
+            total
+        })
     });
+    eprintln!(
+        "offset_commit/round-trip: mephisto-group committed {} times",
+        next - 1
+    );
+    if let Some(((topic, partition), _)) = setup.offsets.first_key_value() {
+        assert_eq!(setup.group.committed(topic, *partition), Some(next));
+    }
     group.bench_function("mephisto-cluster/8", |b| {
         b.iter(|| rt.block_on(cluster_commit(&setup)).expect("commit"))
     });

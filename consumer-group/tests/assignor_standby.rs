@@ -391,3 +391,34 @@ fn missing_user_data_means_no_state() {
         .expect("assign");
     assert!(data_of(&r, "a").standby.is_empty() && data_of(&r, "b").standby.is_empty());
 }
+
+/// The leader asks for the end offsets of every configured changelog partition a member
+/// names (applied offsets, standbys, warm-ups, pending), and of nothing else; members without
+/// or with unreadable user data add nothing. Other assignors ask for none.
+#[test]
+fn end_offsets_needed_are_the_changelog_partitions_members_name() {
+    let assignor = StandbyAssignor::new(config(1, 1, 10));
+    let mut d1 = StandbySubscriptionData::new();
+    d1.set_applied_offset(LOG, 0, 5);
+    d1.set_applied_offset("not-a-changelog", 0, 5);
+    d1.standby = map(&[(LOG, 1)]);
+    let mut d2 = StandbySubscriptionData::new();
+    d2.warmup = map(&[(LOG, 2)]);
+    d2.pending = map(&[(LOG, 3), (SRC, 4)]);
+    let mut bad = standby_member("m3", &[SRC], 1, &StandbySubscriptionData::new());
+    bad.user_data = Some(vec![0xff, 0xff].into());
+    let mut none = standby_member("m4", &[SRC], 1, &StandbySubscriptionData::new());
+    none.user_data = None;
+    let members = vec![
+        standby_member("m1", &[SRC], 1, &d1),
+        standby_member("m2", &[SRC], 1, &d2),
+        bad,
+        none,
+    ];
+    let needed: Vec<(String, i32)> = assignor.end_offsets_needed(&members).into_iter().collect();
+    let want: Vec<(String, i32)> = (0..4).map(|p| (LOG.to_owned(), p)).collect();
+    assert_eq!(needed, want);
+    assert!(mephisto_consumer_group::assignor::RangeAssignor::new()
+        .end_offsets_needed(&members)
+        .is_empty());
+}

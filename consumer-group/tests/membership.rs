@@ -837,3 +837,135 @@ fn backoff_cap_must_fit_the_protocol() {
         Err(mephisto_consumer_group::membership::ConfigError::Backoff { .. })
     ));
 }
+
+/// The leader running `mephisto-standby` asks, with its metadata lookup, for the end offsets
+/// of the changelog partitions the members' user data names, and its assignment uses them:
+/// each unit goes to the member whose copy is caught up. (Without end offsets every copy
+/// would count as caught up and member-id order would decide: checked too.)
+#[test]
+fn standby_leader_asks_for_changelog_end_offsets_and_uses_them() {
+    use mephisto_consumer_group::assignor::{
+        Assignor, CoPartitionGroup, MemberSubscription, StandbyAssignmentData, StandbyAssignor,
+        StandbyConfig, StandbySubscriptionData,
+    };
+    let standby = || {
+        StandbyAssignor::new(StandbyConfig {
+            num_standby_replicas: 0,
+            acceptable_recovery_lag: 10,
+            max_warmup_replicas: 0,
+            co_partitioned: vec![CoPartitionGroup::new(["src"], ["src-log"])],
+        })
+    };
+    let data = |applied: [i64; 2]| {
+        let mut d = StandbySubscriptionData::new();
+        d.set_applied_offset("src-log", 0, applied[0]);
+        d.set_applied_offset("src-log", 1, applied[1]);
+        // A topic outside the configured changelogs is not looked up.
+        d.set_applied_offset("other", 0, 1);
+        d.encode().expect("encodes")
+    };
+    let (ours, theirs) = (data([0, 95]), data([95, 0]));
+
+    let mut h = Harness::new(config(), vec![Box::new(standby())]);
+    h.member.set_user_data(Some(ours.clone()));
+    h.member.subscribe(h.now, ["src"]);
+    h.pump();
+    h.answer_find(1);
+    let join = h.take(ApiKind::JoinGroup);
+    let our_meta = Harness::join_request(&join).protocols[0].metadata.clone();
+    assert_eq!(decode_sub(&our_meta).user_data, Some(ours.clone()));
+    let their_meta = consumer_protocol::encode_subscription(
+        &consumer_protocol::Subscription {
+            topics: vec!["src".into()],
+            user_data: Some(theirs.clone()),
+            owned_partitions: Default::default(),
+            generation_id: -1,
+            rack_id: None,
+        },
+        consumer_protocol::MAX_VERSION,
+    )
+    .expect("encodes");
+    h.respond(ResponseEvent::JoinGroup {
+        request: join.id,
+        response: join_leader(
+            1,
+            "m1",
+            "mephisto-standby",
+            &[("m1", our_meta), ("m2", their_meta)],
+        ),
+    });
+    let meta = h.take(ApiKind::AssignmentMetadata);
+    let RequestBody::AssignmentMetadata(m) = &meta.body else {
+        panic!("{meta:?}")
+    };
+    assert_eq!(m.topics.iter().collect::<Vec<_>>(), ["src"]);
+    assert_eq!(
+        m.end_offsets.iter().cloned().collect::<Vec<_>>(),
+        [tp("src-log", 0), tp("src-log", 1)]
+    );
+
+    let mut context = AssignContext::default();
+    context.partitions_per_topic.insert("src".into(), 2);
+    // Self-check: without the end offsets, member-id order decides the other way round.
+    let subs: Vec<MemberSubscription> = [("m1", &ours), ("m2", &theirs)]
+        .into_iter()
+        .map(|(id, d)| MemberSubscription {
+            member_id: id.into(),
+            group_instance_id: None,
+            topics: vec!["src".into()],
+            owned_partitions: Default::default(),
+            generation_id: -1,
+            rack_id: None,
+            user_data: Some(d.clone()),
+        })
+        .collect();
+    let blind = standby().assign(&subs, &context).expect("assigns");
+    assert_eq!(blind["m1"].partitions["src"], [0]);
+    assert_eq!(blind["m2"].partitions["src"], [1]);
+
+    context.end_offsets.insert(tp("src-log", 0), 100);
+    context.end_offsets.insert(tp("src-log", 1), 100);
+    h.respond(ResponseEvent::AssignmentMetadata {
+        request: meta.id,
+        context,
+    });
+    let sync = h.take(ApiKind::SyncGroup);
+    let RequestBody::SyncGroup(body) = &sync.body else {
+        panic!("{sync:?}")
+    };
+    assert_eq!(
+        body.rebalance_timeout_ms, 300_000,
+        "the sync waits out the rebalance"
+    );
+    let mut got = std::collections::BTreeMap::new();
+    for a in &body.assignments {
+        let decoded = consumer_protocol::decode_assignment(a.assignment.clone()).expect("decodes");
+        if let Some(user_data) = &decoded.user_data {
+            StandbyAssignmentData::decode(user_data).expect("standby assignment data");
+        }
+        got.insert(a.member_id.clone(), decoded.partitions);
+    }
+    assert_eq!(
+        got["m1"]["src"],
+        [1],
+        "m1 is caught up on unit 1 (lag 5), not 0 (lag 100)"
+    );
+    assert_eq!(got["m2"]["src"], [0], "m2 is caught up on unit 0");
+}
+
+/// Assignors that do not weigh lag ask for no end offsets.
+#[test]
+fn other_assignors_ask_for_no_end_offsets() {
+    let mut h = Harness::new(config(), vec![eager()]);
+    h.member.subscribe(h.now, ["t0"]);
+    h.pump();
+    h.answer_find(1);
+    let join = h.take(ApiKind::JoinGroup);
+    let ours = Harness::join_request(&join).protocols[0].metadata.clone();
+    h.respond(ResponseEvent::JoinGroup {
+        request: join.id,
+        response: join_leader(1, "m1", "range", &[("m1", ours)]),
+    });
+    let meta = h.take(ApiKind::AssignmentMetadata);
+    assert!(matches!(&meta.body, RequestBody::AssignmentMetadata(m) if m.end_offsets.is_empty()));
+}

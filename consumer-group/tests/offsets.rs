@@ -360,3 +360,138 @@ fn huge_durations_mean_never_and_do_not_panic() {
     t.commit_failed(t0, c.id, CommitErrorKind::Retriable);
     assert!(!t.settled([&a]));
 }
+
+/// A requested commit (the application's `commit()`) is sent at the next poll whatever the
+/// policy says, waits for the commit in flight, is retried after the backoff when it fails
+/// retriably, is not retried after a non-retriable failure, and records what it committed.
+#[test]
+fn requested_commit_is_sent_retried_and_recorded() {
+    let t0 = Instant::now();
+    let config = CommitConfig {
+        interval: Duration::from_secs(3600),
+        every: u64::MAX,
+        retry_backoff: Duration::from_millis(100),
+        ..CommitConfig::default()
+    };
+    let mut t = OffsetTracker::new(config, t0);
+    let a = tp("t", 0);
+    t.assign(a.clone(), 0);
+    // Nothing acked: a request settles at once with nothing to commit.
+    t.request_commit();
+    assert!(t.commit_requested());
+    assert!(!t.has_uncommitted());
+    assert_eq!(t.poll_commit(t0), None);
+    assert!(!t.commit_requested());
+    assert_eq!(t.poll_timeout(), None);
+
+    for o in 0..3 {
+        t.delivered(&a, o).expect("in order");
+        t.acked(&a, o).expect("delivered");
+    }
+    assert!(t.has_uncommitted());
+    assert_eq!(t.poll_commit(t0), None, "the policy alone is not due");
+    t.request_commit();
+    assert_eq!(t.poll_timeout(), Some(t0), "due at once");
+    let c = t.poll_commit(t0).expect("requested");
+    assert_eq!(c.offsets.get(&a), Some(&3));
+    assert!(!c.forced);
+    assert!(!t.commit_requested());
+
+    // The coordinator moved: retried after the backoff, not before.
+    let out = t.commit_failed(t0, c.id, CommitErrorKind::CoordinatorMoved);
+    assert_eq!(
+        out.failed,
+        vec![(a.clone(), CommitErrorKind::CoordinatorMoved)]
+    );
+    assert!(t.commit_requested());
+    let retry_at = t0 + Duration::from_millis(100);
+    assert_eq!(t.poll_timeout(), Some(retry_at));
+    assert_eq!(t.poll_commit(t0 + Duration::from_millis(50)), None);
+    let c = t.poll_commit(retry_at).expect("retried");
+    assert_eq!(c.offsets.get(&a), Some(&3));
+    let out = t.commit_succeeded(retry_at, c.id);
+    assert_eq!(out.committed.get(&a), Some(&3));
+    assert_eq!(t.committed(&a), Some(3), "recorded as committed");
+    assert!(!t.commit_requested());
+    assert!(!t.has_uncommitted());
+
+    // A request while a policy commit is in flight waits for it, then sends the rest.
+    t.delivered(&a, 3).expect("in order");
+    t.acked(&a, 3).expect("delivered");
+    t.request_commit();
+    let first = t.poll_commit(retry_at).expect("requested");
+    t.delivered(&a, 4).expect("in order");
+    t.acked(&a, 4).expect("delivered");
+    t.request_commit();
+    assert_eq!(
+        t.poll_commit(retry_at),
+        None,
+        "one commit in flight at a time"
+    );
+    t.commit_succeeded(retry_at, first.id);
+    let second = t.poll_commit(retry_at).expect("the second request");
+    assert_eq!(second.offsets.get(&a), Some(&5));
+    t.commit_succeeded(retry_at, second.id);
+
+    // A request withdrawn while its commit is in flight is not retried after a failure.
+    t.delivered(&a, 5).expect("in order");
+    t.acked(&a, 5).expect("delivered");
+    t.request_commit();
+    let c = t.poll_commit(retry_at).expect("requested");
+    t.cancel_commit_request();
+    t.commit_failed(retry_at, c.id, CommitErrorKind::CoordinatorMoved);
+    assert!(!t.commit_requested());
+    assert_eq!(
+        t.poll_commit(retry_at + Duration::from_secs(1)),
+        None,
+        "left to the policy"
+    );
+    assert!(t.has_uncommitted());
+    t.request_commit();
+    let second = t.poll_commit(retry_at).expect("requested again");
+    assert_eq!(second.offsets.get(&a), Some(&6));
+
+    // Our generation is gone: not retried.
+    t.commit_failed(retry_at, second.id, CommitErrorKind::MembershipLost);
+    assert!(!t.commit_requested());
+    assert_eq!(t.poll_commit(retry_at + Duration::from_secs(1)), None);
+    assert_eq!(t.committed(&a), Some(5));
+}
+
+/// Handles: valid for one assignment of a partition; lookups by name and by handle agree.
+#[test]
+fn partition_handles_follow_assignments() {
+    let t0 = Instant::now();
+    let mut t = OffsetTracker::new(CommitConfig::default(), t0);
+    let a = tp("t", 0);
+    let b = tp("u", 0);
+    assert_eq!(t.partition_handle(&a), None);
+    t.assign(a.clone(), 10);
+    t.assign(b.clone(), 0);
+    let ha = t.partition_handle(&a).expect("assigned");
+    let hb = t.partition_handle(&b).expect("assigned");
+    assert_ne!(ha, hb);
+    t.delivered_at(ha, 10).expect("in order");
+    t.delivered(&a, 11).expect("in order");
+    assert_eq!(t.acked_at(ha, 11), Ok(true));
+    assert_eq!(t.acked(&a, 11), Ok(false), "repeated");
+    assert_eq!(t.acked_at(ha, 10), Ok(true));
+    assert_eq!(t.committable(&a), Some(12));
+    assert_eq!(
+        t.acked_at(hb, 0),
+        Err(TrackError::NotDelivered { offset: 0 })
+    );
+    // Lost, then the slot is reused by another partition: the old handle is stale.
+    t.lose([&a]);
+    assert_eq!(t.acked_at(ha, 12), Err(TrackError::StaleHandle));
+    let c = tp("v", 3);
+    t.assign(c.clone(), 0);
+    let hc = t.partition_handle(&c).expect("assigned");
+    t.delivered_at(hc, 0).expect("in order");
+    assert_eq!(t.acked_at(ha, 0), Err(TrackError::StaleHandle));
+    assert_eq!(t.acked_at(hc, 0), Ok(true));
+    // Assigned again: a new handle, the old one stale.
+    t.assign(c.clone(), 5);
+    assert_eq!(t.delivered_at(hc, 5), Err(TrackError::StaleHandle));
+    assert_ne!(t.partition_handle(&c), Some(hc));
+}

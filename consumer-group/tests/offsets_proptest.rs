@@ -240,3 +240,108 @@ proptest! {
         }
     }
 }
+
+/// Operations on two trackers fed the same records, one by name, one by handle.
+#[derive(Debug, Clone)]
+enum HOp {
+    /// Deliver the next offset of partition `part` (after `gap` skipped offsets).
+    Deliver { part: u8, gap: u8 },
+    /// Ack the `pick`-th delivered offset of `part` (acked or not: repeats included).
+    Ack { part: u8, pick: usize },
+    /// Ack an arbitrary offset of `part` (a gap, beyond the last delivery, or committed).
+    AckAny { part: u8, offset: u8 },
+    /// Lose `part` and assign it again at its committable offset: old handles go stale.
+    Reassign { part: u8 },
+}
+
+fn hop() -> impl Strategy<Value = HOp> {
+    prop_oneof![
+        8 => (0u8..4, prop_oneof![4 => Just(0u8), 1 => 1u8..5]).prop_map(|(part, gap)| HOp::Deliver { part, gap }),
+        8 => (0u8..4, any::<usize>()).prop_map(|(part, pick)| HOp::Ack { part, pick }),
+        1 => (0u8..4, any::<u8>()).prop_map(|(part, offset)| HOp::AckAny { part, offset }),
+        1 => (0u8..4).prop_map(|part| HOp::Reassign { part }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// For any deliveries and any ack order, acking by handle (`delivered_at`/`acked_at`)
+    /// gives the same results and the same committable offsets as acking by name; handles of
+    /// an assignment that is over are refused and change nothing.
+    #[test]
+    fn handle_path_matches_name_path(
+        ops in proptest::collection::vec(hop(), 0..400),
+    ) {
+        let now = Instant::now();
+        let config = CommitConfig { max_outstanding: 32, ..CommitConfig::default() };
+        let mut by_name = OffsetTracker::new(config.clone(), now);
+        let mut by_handle = OffsetTracker::new(config, now);
+        // Two topics, so that partitions share numbers and slots are reused.
+        let tps: Vec<(String, i32)> = (0..4).map(|i| (format!("topic-{}", i % 2), i / 2)).collect();
+        let mut handles = Vec::new();
+        let mut stale = Vec::new();
+        let mut delivered: Vec<Vec<i64>> = vec![Vec::new(); tps.len()];
+        let mut next: Vec<i64> = (0..4).map(|i| 100 * i).collect();
+        for (tp, start) in tps.iter().zip(&next) {
+            by_name.assign(tp.clone(), *start);
+            by_handle.assign(tp.clone(), *start);
+            handles.push(by_handle.partition_handle(tp).expect("assigned"));
+        }
+        for op in ops {
+            match op {
+                HOp::Deliver { part, gap } => {
+                    let i = usize::from(part);
+                    let o = next[i] + i64::from(gap);
+                    let a = by_name.delivered(&tps[i], o);
+                    let b = by_handle.delivered_at(handles[i], o);
+                    prop_assert_eq!(&a, &b);
+                    if a.is_ok() {
+                        delivered[i].push(o);
+                        next[i] = o + 1;
+                    }
+                }
+                HOp::Ack { part, pick } => {
+                    let i = usize::from(part);
+                    if delivered[i].is_empty() { continue; }
+                    let o = delivered[i][pick % delivered[i].len()];
+                    prop_assert_eq!(by_name.acked(&tps[i], o), by_handle.acked_at(handles[i], o));
+                }
+                HOp::AckAny { part, offset } => {
+                    let i = usize::from(part);
+                    let o = 100 * i64::from(part) + i64::from(offset);
+                    prop_assert_eq!(by_name.acked(&tps[i], o), by_handle.acked_at(handles[i], o));
+                }
+                HOp::Reassign { part } => {
+                    let i = usize::from(part);
+                    let at = by_name.committable(&tps[i]).expect("tracked");
+                    prop_assert_eq!(by_handle.committable(&tps[i]), Some(at));
+                    by_name.lose([&tps[i]]);
+                    by_handle.lose([&tps[i]]);
+                    prop_assert_eq!(by_handle.acked_at(handles[i], at), Err(TrackError::StaleHandle));
+                    by_name.assign(tps[i].clone(), at);
+                    by_handle.assign(tps[i].clone(), at);
+                    stale.push(handles[i]);
+                    handles[i] = by_handle.partition_handle(&tps[i]).expect("assigned");
+                    delivered[i].clear();
+                    next[i] = at;
+                }
+            }
+            // A stale handle never reaches the new assignment (nor another partition that
+            // reused its slot).
+            for h in &stale {
+                prop_assert_eq!(by_handle.acked_at(*h, 0), Err(TrackError::StaleHandle));
+                prop_assert_eq!(by_handle.delivered_at(*h, i64::MAX - 1), Err(TrackError::StaleHandle));
+            }
+            for tp in &tps {
+                prop_assert_eq!(by_name.committable(tp), by_handle.committable(tp));
+                prop_assert_eq!(by_name.outstanding(tp), by_handle.outstanding(tp));
+            }
+        }
+        // Both trackers commit the same offsets.
+        let later = now + Duration::from_secs(3600);
+        let a = by_name.poll_commit(later).map(|c| c.offsets);
+        let b = by_handle.poll_commit(later).map(|c| c.offsets);
+        prop_assert_eq!(a, b);
+    }
+}

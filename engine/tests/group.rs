@@ -417,3 +417,128 @@ async fn static_member_restarts_and_resumes() {
     );
     second.close().await.expect("close");
 }
+
+/// `mephisto-standby` over tansu: the leader looks up the changelog end offsets (ListOffsets
+/// latest) of the partitions the members name in their user data, and each unit goes to the
+/// member whose copy of its state is caught up. Member `a` has applied 35 of 40 changelog
+/// records of unit 1 and nothing of unit 0; member `b` the reverse. Without end offsets every
+/// copy would count as caught up (an unknown end counts as empty) and member-id order would
+/// decide; the test checks that this blind assignment is the other one.
+///
+/// tansu's ListOffsets(latest) is only right for single-record batches: the changelog is
+/// written one record per batch (a send and a flush per record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_leader_fetches_changelog_end_offsets_and_picks_the_caught_up_member() {
+    use mephisto_consumer_group::assignor::{
+        AssignContext, Assignor, CoPartitionGroup, MemberSubscription, StandbyAssignor,
+        StandbyConfig, StandbySubscriptionData,
+    };
+    const END: i64 = 40;
+    let broker = support::broker();
+    let cluster = support::cluster(&broker).await;
+    let source = create_topic(&cluster, "standby-src", 2).await;
+    let changelog = create_topic(&cluster, "standby-log", 2).await;
+    let producer = Producer::new(cluster.clone(), ProducerConfig::default()).expect("producer");
+    for p in 0..2 {
+        for i in 0..END {
+            let record = ProducerRecord::new(changelog.as_str())
+                .partition(p)
+                .value(format!("state-{p}-{i}"));
+            let delivery = producer.enqueue(record).await.expect("enqueue");
+            producer.flush().await;
+            assert_eq!(delivery.await.expect("delivered").offset, i);
+        }
+    }
+    let admin = Admin::new(cluster.clone());
+    for p in 0..2 {
+        let end = admin
+            .list_offset(&changelog, p, mephisto_engine::OffsetSpec::Latest)
+            .await
+            .expect("end offset");
+        assert_eq!(end.offset, Some(END), "changelog partition {p}");
+    }
+
+    let config = StandbyConfig {
+        num_standby_replicas: 0,
+        acceptable_recovery_lag: 10,
+        max_warmup_replicas: 0,
+        co_partitioned: vec![CoPartitionGroup::new(
+            [source.as_str()],
+            [changelog.as_str()],
+        )],
+    };
+    let user_data = |applied: [i64; 2]| {
+        let mut d = StandbySubscriptionData::new();
+        d.set_applied_offset(&changelog, 0, applied[0]);
+        d.set_applied_offset(&changelog, 1, applied[1]);
+        d.encode().expect("encodes")
+    };
+    let group = support::unique_topic("standby-group");
+    let mut members = Vec::new();
+    for (client, applied) in [("a", [0, END - 5]), ("b", [END - 5, 0])] {
+        let m = GroupConsumer::connect(
+            support::config(&broker).with_client_id(client),
+            group_config(&group, AssignorKind::Standby).with_standby_assignor(config.clone()),
+        )
+        .await
+        .expect("consumer");
+        m.set_user_data(Some(user_data(applied)));
+        m.subscribe([source.as_str()]);
+        members.push(m);
+    }
+    let (a, b) = (&members[0], &members[1]);
+    let want_a: PartitionSet = [(source.clone(), 1)].into_iter().collect();
+    let want_b: PartitionSet = [(source.clone(), 0)].into_iter().collect();
+    let start = Instant::now();
+    loop {
+        // `next` counts as a poll (max poll interval) and hands out nothing: the source is empty.
+        for m in [a, b] {
+            let _ = tokio::time::timeout(Duration::from_millis(50), m.next()).await;
+        }
+        if a.assignment() == want_a && b.assignment() == want_b {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "a owns {:?}, b owns {:?} ({:?} / {:?})",
+            a.assignment(),
+            b.assignment(),
+            a.generation(),
+            b.generation()
+        );
+    }
+    eprintln!(
+        "caught-up members assigned after {:?}: a {:?}, b {:?}",
+        start.elapsed(),
+        a.generation(),
+        b.generation()
+    );
+
+    // Self-check: the same subscriptions without end offsets give the other assignment.
+    let subs: Vec<MemberSubscription> = [(a, [0, END - 5]), (b, [END - 5, 0])]
+        .into_iter()
+        .map(|(m, applied)| MemberSubscription {
+            member_id: m.generation().expect("joined").0,
+            group_instance_id: None,
+            topics: vec![source.clone()],
+            owned_partitions: BTreeMap::new(),
+            generation_id: -1,
+            rack_id: None,
+            user_data: Some(user_data(applied)),
+        })
+        .collect();
+    let mut context = AssignContext::default();
+    context.partitions_per_topic.insert(source.clone(), 2);
+    let blind = StandbyAssignor::new(config.clone())
+        .assign(&subs, &context)
+        .expect("assigns");
+    assert_eq!(
+        blind[&subs[0].member_id].partitions.get(&source),
+        Some(&vec![0]),
+        "without end offsets a would get unit 0 (member ids {:?}): the test could not tell",
+        subs.iter().map(|s| &s.member_id).collect::<Vec<_>>()
+    );
+    for m in &members {
+        m.close().await.expect("close");
+    }
+}

@@ -250,8 +250,8 @@ async fn time_to_read(
 }
 
 /// Calls `commit` every 100 ms until it succeeds; returns how long that took and the errors
-/// seen before. `GroupConsumer::commit` makes one attempt, at the coordinator the member
-/// knows: right after a coordinator failover it fails until the member has rediscovered it.
+/// seen before. `GroupConsumer::commit` itself retries across a coordinator move within the
+/// request timeout, so the errors are expected to stay empty (they are reported).
 async fn commit_until_ok(m: &GroupConsumer, within: Duration) -> (Duration, Vec<String>) {
     let start = Instant::now();
     let mut errors = Vec::new();
@@ -470,6 +470,188 @@ async fn the_coordinator_moves_and_is_found_again() {
     );
     for p in 0..PARTITIONS {
         assert_eq!(m.committed(topic, p), Some(300), "partition {p} committed");
+    }
+    m.close().await.expect("close");
+}
+
+/// `commit()` goes through the offset tracker: it commits the acked prefix (not what was read),
+/// records it as committed, sends nothing when nothing is new, and survives NOT_COORDINATOR,
+/// COORDINATOR_NOT_AVAILABLE and a coordinator move within one call (rediscover, retry). The
+/// policy never commits on its own here, so every commit seen is `commit()`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_follows_the_coordinator_and_records_what_it_committed() {
+    use RDKafkaRespErr::*;
+    const PARTITIONS: i32 = 3;
+    let topic = "commit-now";
+    let group = "g-commit-now";
+    let mock = mock(topic, PARTITIONS);
+    mock.coordinator(MockCoordinator::Group(group.into()), 1)
+        .expect("coordinator 1");
+    let cluster = Cluster::connect(client_config(&mock))
+        .await
+        .expect("connect");
+    produce(&cluster, topic, PARTITIONS, 0, 20).await;
+    let never = CommitConfig {
+        interval: Duration::from_secs(3600),
+        every: u64::MAX,
+        ..CommitConfig::default()
+    };
+    let m = GroupConsumer::connect(
+        client_config(&mock),
+        group_config(group, AssignorKind::Range).with_commit(never.clone()),
+    )
+    .await
+    .expect("consumer");
+    m.subscribe([topic]);
+    // Read all 60; ack offsets 0..10 of each partition and 12, 13 (a hole at 10 and 11).
+    let mut read = 0;
+    while read < 60 {
+        let r = tokio::time::timeout(Duration::from_secs(30), m.next())
+            .await
+            .expect("records within 30 s")
+            .expect("next");
+        read += 1;
+        if r.offset < 10 || r.offset == 12 || r.offset == 13 {
+            assert!(m.ack_record(&r).expect("ack"));
+        }
+    }
+    for p in 0..PARTITIONS {
+        assert_eq!(m.committed(topic, p), Some(0), "nothing committed yet");
+    }
+
+    // Both coordinator errors, and the group moves to broker 2: one call gets through.
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[
+            RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+            RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+        ],
+    );
+    mock.coordinator(MockCoordinator::Group(group.into()), 2)
+        .expect("coordinator 2");
+    let t = Instant::now();
+    m.commit().await.expect("commit across the move");
+    eprintln!(
+        "commit() through 2 coordinator errors and a move: {:?}",
+        t.elapsed()
+    );
+    for p in 0..PARTITIONS {
+        assert_eq!(
+            m.committed(topic, p),
+            Some(10),
+            "partition {p}: the acked prefix, recorded"
+        );
+    }
+    // Nothing new: answered without a request (an injected error would otherwise fail it).
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE],
+    );
+    let t = Instant::now();
+    m.commit().await.expect("nothing to commit");
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t.elapsed()
+    );
+    // A non-retriable error fails the call and commits nothing.
+    m.ack(topic, 0, 10).expect("ack");
+    let err = m.commit().await.expect_err("rejected commit");
+    eprintln!("rejected commit: {err}");
+    assert_eq!(m.committed(topic, 0), Some(10));
+    // The hole filled: 10..14 of partition 0 commit on the next call.
+    m.ack(topic, 0, 11).expect("ack");
+    m.commit().await.expect("commit");
+    assert_eq!(m.committed(topic, 0), Some(14));
+    m.close().await.expect("close");
+
+    // The broker has what `commit()` recorded: a new member resumes there.
+    let second = GroupConsumer::connect(
+        client_config(&mock),
+        group_config(group, AssignorKind::Range).with_commit(never),
+    )
+    .await
+    .expect("consumer");
+    second.subscribe([topic]);
+    let mut got = BTreeSet::new();
+    while got.len() < 6 + 10 + 10 {
+        let r = tokio::time::timeout(Duration::from_secs(30), second.next())
+            .await
+            .expect("records within 30 s")
+            .expect("next");
+        got.insert((r.partition, r.offset));
+    }
+    let want: BTreeSet<(i32, i64)> = (14..20)
+        .map(|o| (0, o))
+        .chain((1..PARTITIONS).flat_map(|p| (10..20).map(move |o| (p, o))))
+        .collect();
+    assert_eq!(got, want, "resumed at the committed offsets");
+    second.close().await.expect("close");
+}
+
+/// `commit()` retries a retriable failure only within the request timeout (here 2 s), then
+/// fails with `CommitTimeout`, having committed nothing; once the coordinator answers again the
+/// next call commits. (A 2 s request timeout is also what a SyncGroup held for the rebalance
+/// used to time out on: SyncGroup now waits the rebalance timeout plus the request timeout.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_gives_up_after_the_request_timeout() {
+    use RDKafkaRespErr::*;
+    const PARTITIONS: i32 = 2;
+    let topic = "commit-timeout";
+    let group = "g-commit-timeout";
+    let mock = mock(topic, PARTITIONS);
+    let cluster = Cluster::connect(client_config(&mock))
+        .await
+        .expect("connect");
+    produce(&cluster, topic, PARTITIONS, 0, 10).await;
+    let request_timeout = Duration::from_secs(2);
+    let m = GroupConsumer::connect(
+        client_config(&mock).with_request_timeout(request_timeout),
+        group_config(group, AssignorKind::Range).with_commit(CommitConfig {
+            interval: Duration::from_secs(3600),
+            every: u64::MAX,
+            ..CommitConfig::default()
+        }),
+    )
+    .await
+    .expect("consumer");
+    m.subscribe([topic]);
+    for _ in 0..20 {
+        let r = tokio::time::timeout(Duration::from_secs(30), m.next())
+            .await
+            .expect("records within 30 s")
+            .expect("next");
+        m.ack_record(&r).expect("ack");
+    }
+    // Far more errors than 100 ms retries fit in 2 s.
+    mock.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 200],
+    );
+    let t = Instant::now();
+    let err = m
+        .commit()
+        .await
+        .expect_err("coordinator loading throughout");
+    let took = t.elapsed();
+    eprintln!("commit() gave up after {took:?}: {err}");
+    assert!(
+        matches!(err, mephisto_engine::group::GroupConsumerError::CommitTimeout(d) if d == request_timeout),
+        "{err}"
+    );
+    assert!(
+        took >= request_timeout && took < request_timeout + Duration::from_secs(2),
+        "{took:?}"
+    );
+    for p in 0..PARTITIONS {
+        assert_eq!(m.committed(topic, p), Some(0));
+    }
+    mock.clear_request_errors(RDKafkaApiKey::OffsetCommit);
+    m.commit()
+        .await
+        .expect("commit once the coordinator answers");
+    for p in 0..PARTITIONS {
+        assert_eq!(m.committed(topic, p), Some(10));
     }
     m.close().await.expect("close");
 }

@@ -4,7 +4,7 @@
 //! protocol list, by [`Assignor::name`]); the coordinator picks one that all members support,
 //! and the leader runs it over every member's [`MemberSubscription`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -102,6 +102,14 @@ pub trait Assignor: Send + Sync {
         members: &[MemberSubscription],
         context: &AssignContext,
     ) -> Result<GroupAssignment, AssignError>;
+
+    /// The partitions whose end offsets (ListOffsets, latest) the leader must look up and
+    /// pass in [`AssignContext::end_offsets`] before calling [`assign`](Self::assign) with
+    /// these `members`. Empty (the default) for assignors that do not weigh lag.
+    fn end_offsets_needed(&self, members: &[MemberSubscription]) -> BTreeSet<TopicPartition> {
+        let _ = members;
+        BTreeSet::new()
+    }
 }
 
 mod balance;

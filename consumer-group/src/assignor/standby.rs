@@ -79,8 +79,11 @@ pub use user_data::{
     StandbyAssignmentData, StandbySubscriptionData, UserDataError, STANDBY_USER_DATA_VERSION,
 };
 
+use std::collections::BTreeSet;
+
 use super::{
     AssignContext, AssignError, Assignor, GroupAssignment, MemberSubscription, RebalanceProtocol,
+    TopicPartition,
 };
 use config::TopicGroup;
 use model::Model;
@@ -137,5 +140,41 @@ impl Assignor for StandbyAssignor {
         let actives = place::place_actives(&model, self.config.max_warmup_replicas);
         let standbys = replicas::place_standbys(&model, &actives, self.config.num_standby_replicas);
         replicas::build_assignment(&model, &actives, &standbys)
+    }
+
+    /// The changelog partitions (of the configured co-partitioned groups) that some member
+    /// names in its [`StandbySubscriptionData`]: an applied offset, a standby, a warm-up or a
+    /// pending unit. Their end offsets give each holder's lag. Members whose user data cannot
+    /// be read add nothing ([`assign`](Assignor::assign) reports them).
+    fn end_offsets_needed(&self, members: &[MemberSubscription]) -> BTreeSet<TopicPartition> {
+        let changelogs: BTreeSet<&str> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.changelogs.iter().map(String::as_str))
+            .collect();
+        let mut needed = BTreeSet::new();
+        for member in members {
+            let Some(bytes) = member.user_data.as_deref().filter(|b| !b.is_empty()) else {
+                continue;
+            };
+            let Ok(data) = StandbySubscriptionData::decode(bytes) else {
+                continue;
+            };
+            let named = data
+                .applied_offsets
+                .iter()
+                .flat_map(|(t, ps)| ps.keys().map(move |p| (t, *p)))
+                .chain(
+                    [&data.standby, &data.warmup, &data.pending]
+                        .into_iter()
+                        .flat_map(|m| m.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t, *p)))),
+                );
+            for (topic, partition) in named {
+                if changelogs.contains(topic.as_str()) {
+                    needed.insert((topic.clone(), partition));
+                }
+            }
+        }
+        needed
     }
 }

@@ -56,7 +56,7 @@ impl Member {
             if !self.retry_ready(now) {
                 return None;
             }
-            let body = Self::metadata_body(members);
+            let body = self.metadata_body(members);
             let request = self.issue(Target::AnyBroker, body);
             if let Phase::Assigning { request: slot, .. } = &mut self.phase {
                 *slot = Some(request.id);

@@ -71,6 +71,7 @@ impl Member {
             protocol_type: PROTOCOL_TYPE.to_owned(),
             protocol_name: self.protocol().unwrap_or_default().to_owned(),
             assignments,
+            rebalance_timeout_ms: self.config.rebalance_timeout_ms(),
         })
     }
 

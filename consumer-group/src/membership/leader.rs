@@ -41,13 +41,23 @@ impl Member {
             .collect()
     }
 
-    /// The metadata request for the members' topics.
-    pub(crate) fn metadata_body(members: &[MemberSubscription]) -> RequestBody {
+    /// The metadata request for the members' topics, and the end offsets the chosen
+    /// assignor needs.
+    pub(crate) fn metadata_body(&self, members: &[MemberSubscription]) -> RequestBody {
         let topics: BTreeSet<String> = members
             .iter()
             .flat_map(|m| m.topics.iter().cloned())
             .collect();
-        RequestBody::AssignmentMetadata(AssignmentMetadataRequest { topics })
+        let end_offsets = self
+            .generation
+            .as_ref()
+            .and_then(|g| self.assignors.get(g.assignor))
+            .map(|a| a.end_offsets_needed(members))
+            .unwrap_or_default();
+        RequestBody::AssignmentMetadata(AssignmentMetadataRequest {
+            topics,
+            end_offsets,
+        })
     }
 
     /// The metadata arrived: assign and move on to SyncGroup.

@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::assignor::TopicPartition;
+
 /// Identifies one request; the engine hands it back with the response (or failure).
 ///
 /// Ids are unique per [`Member`](super::Member) and increase. A response whose id the member no
@@ -170,6 +172,10 @@ pub struct SyncGroupRequest {
     pub protocol_name: String,
     /// The leader's assignments; empty for followers.
     pub assignments: Vec<SyncAssignment>,
+    /// Not on the wire: the rebalance timeout in milliseconds (the max poll interval). The
+    /// coordinator holds a follower's SyncGroup until the leader's arrives, which may take
+    /// the whole rebalance, so the engine waits this long plus its request timeout.
+    pub rebalance_timeout_ms: i32,
 }
 
 /// Heartbeat, all versions' fields.
@@ -209,6 +215,13 @@ pub struct LeaveGroupRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssignmentMetadataRequest {
     /// Every topic some member subscribes to: the engine answers with their partition
-    /// counts (topics it cannot find are left out), plus the end offsets its assignors need.
+    /// counts (topics it cannot find are left out).
     pub topics: BTreeSet<String>,
+    /// Partitions whose end offsets (ListOffsets, latest) the chosen assignor weighs (for
+    /// `mephisto-standby`: the changelog partitions the members' user data names, see
+    /// [`Assignor::end_offsets_needed`](crate::assignor::Assignor::end_offsets_needed)): the
+    /// engine answers with them in
+    /// [`AssignContext::end_offsets`](crate::assignor::AssignContext::end_offsets), leaving
+    /// out those it could not look up. Empty for assignors that do not weigh lag.
+    pub end_offsets: BTreeSet<TopicPartition>,
 }

@@ -11,6 +11,10 @@ pub enum TrackError {
         /// Partition.
         partition: i32,
     },
+    /// A [`PartitionHandle`](super::PartitionHandle) of an assignment that is over (the
+    /// partition was lost, dropped after its revocation, or assigned again).
+    #[error("stale partition handle: that assignment of the partition is over")]
+    StaleHandle,
     /// A delivery went backwards (after a seek, call `reset` first).
     #[error("offset {offset} delivered out of order (expected at least {expected_at_least})")]
     OutOfOrder {

@@ -21,5 +21,6 @@ pub use config::CommitConfig;
 pub use error::TrackError;
 pub use tracker::{
     commit_response_errors, CommitId, CommitOutcome, OffsetTracker, OffsetsToCommit,
+    PartitionHandle,
 };
 pub use window::PartitionWindow;

@@ -49,11 +49,36 @@ struct Tracked {
     revoking: bool,
 }
 
+/// A partition's place in the tracker, for the per-record fast path
+/// ([`OffsetTracker::delivered_at`], [`OffsetTracker::acked_at`]): an index into the
+/// tracker's slots, no topic name to compare or hash.
+///
+/// Get one with [`OffsetTracker::partition_handle`] once per partition (or per fetched batch)
+/// and keep it with the records. A handle is valid for one assignment of its partition: once
+/// the partition is lost, dropped after its revocation, or assigned again, the old handle is
+/// refused with [`TrackError::StaleHandle`] (acks of an earlier assignment never count
+/// in a later one). Handles of one tracker mean nothing to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PartitionHandle {
+    slot: u32,
+    epoch: u32,
+}
+
+/// One slot of the tracker: a partition of the current assignment, or free.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// Bumped every time the slot is (re)used: handles carry it.
+    epoch: u32,
+    tracked: Option<Tracked>,
+}
+
 #[derive(Debug, Clone)]
 struct InFlight {
     id: CommitId,
     offsets: BTreeMap<TopicPartition, i64>,
     covers: BTreeSet<TopicPartition>,
+    /// Sent for a [`OffsetTracker::request_commit`]: retried after a retriable failure.
+    requested: bool,
 }
 
 /// Offsets of the partitions we own, and when to commit them.
@@ -61,7 +86,12 @@ struct InFlight {
 /// # Driver contract
 /// - [`assign`](Self::assign) each assigned partition at its fetch position;
 ///   [`delivered`](Self::delivered) each record handed to the application, in offset order;
-///   [`acked`](Self::acked) when processing finished (any order).
+///   [`acked`](Self::acked) when processing finished (any order). On the per-record path,
+///   take [`partition_handle`](Self::partition_handle) once per partition (or fetched batch)
+///   and use [`delivered_at`](Self::delivered_at) and [`acked_at`](Self::acked_at).
+/// - For a synchronous commit outside the policy: [`request_commit`](Self::request_commit),
+///   then poll as below; [`cancel_commit_request`](Self::cancel_commit_request) if the caller
+///   stops waiting.
 /// - After inputs and at [`poll_timeout`](Self::poll_timeout): [`poll_commit`](Self::poll_commit);
 ///   send what it returns and report the result with
 ///   [`handle_commit_response`](Self::handle_commit_response) /
@@ -74,13 +104,20 @@ struct InFlight {
 #[derive(Debug, Clone)]
 pub struct OffsetTracker {
     config: CommitConfig,
-    partitions: BTreeMap<TopicPartition, Tracked>,
+    /// Every tracked partition, in order, with its slot.
+    partitions: BTreeMap<TopicPartition, u32>,
+    /// The partitions' state, indexed by [`PartitionHandle`].
+    slots: Vec<Slot>,
+    /// Free slots, reused first.
+    free: Vec<u32>,
     acks_since_commit: u64,
     interval_start: Instant,
     dirty: bool,
     in_flight: Option<InFlight>,
     forced_since: Option<Instant>,
     retry_at: Option<Instant>,
+    /// A commit was asked for outside the policy ([`OffsetTracker::request_commit`]).
+    requested: bool,
     next_id: u64,
 }
 
@@ -90,12 +127,15 @@ impl OffsetTracker {
         Self {
             config,
             partitions: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             acks_since_commit: 0,
             interval_start: now,
             dirty: false,
             in_flight: None,
             forced_since: None,
             retry_at: None,
+            requested: false,
             next_id: 0,
         }
     }
@@ -103,15 +143,46 @@ impl OffsetTracker {
     /// Starts (or restarts) tracking `tp` at `position`, the next offset to read (the
     /// committed offset from OffsetFetch, or where the reset policy put us). Nothing is
     /// committed for `tp` until it advances past `position`.
+    ///
+    /// Handles of an earlier assignment of `tp` stop working.
     pub fn assign(&mut self, tp: TopicPartition, position: i64) {
-        self.partitions.insert(
-            tp,
-            Tracked {
-                window: PartitionWindow::new(position, self.config.max_outstanding.max(1)),
-                committed: position,
-                revoking: false,
-            },
-        );
+        let tracked = Tracked {
+            window: PartitionWindow::new(position, self.config.max_outstanding.max(1)),
+            committed: position,
+            revoking: false,
+        };
+        let slot = match self.partitions.get(&tp) {
+            Some(&slot) => slot,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = u32::try_from(self.slots.len())
+                            .expect("fewer than 2^32 partitions tracked");
+                        self.slots.push(Slot {
+                            epoch: 0,
+                            tracked: None,
+                        });
+                        slot
+                    }
+                };
+                self.partitions.insert(tp, slot);
+                slot
+            }
+        };
+        let entry = &mut self.slots[slot as usize];
+        entry.epoch = entry.epoch.wrapping_add(1);
+        entry.tracked = Some(tracked);
+    }
+
+    /// The handle of `tp` in its current assignment, for [`delivered_at`](Self::delivered_at)
+    /// and [`acked_at`](Self::acked_at); `None` if `tp` is not tracked.
+    pub fn partition_handle(&self, tp: &TopicPartition) -> Option<PartitionHandle> {
+        let &slot = self.partitions.get(tp)?;
+        Some(PartitionHandle {
+            slot,
+            epoch: self.slots[slot as usize].epoch,
+        })
     }
 
     /// Records that the record at `offset` of `tp` was handed to the application.
@@ -121,30 +192,51 @@ impl OffsetTracker {
         Ok(())
     }
 
+    /// [`delivered`](Self::delivered) by handle: no partition lookup.
+    pub fn delivered_at(&mut self, handle: PartitionHandle, offset: i64) -> Result<(), TrackError> {
+        self.tracked_at(handle)?.window.delivered(offset)?;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Records that the record at `offset` of `tp` was processed. `Ok(false)` for a
     /// repeated or already committed ack.
     pub fn acked(&mut self, tp: &TopicPartition, offset: i64) -> Result<bool, TrackError> {
         let new = self.tracked_mut(tp)?.window.acked(offset)?;
+        self.count_ack(new);
+        Ok(new)
+    }
+
+    /// [`acked`](Self::acked) by handle: an index and an O(1) window update for dense
+    /// offsets, no partition lookup. The per-record path of the engine.
+    #[inline]
+    pub fn acked_at(&mut self, handle: PartitionHandle, offset: i64) -> Result<bool, TrackError> {
+        let new = self.tracked_at(handle)?.window.acked(offset)?;
+        self.count_ack(new);
+        Ok(new)
+    }
+
+    #[inline]
+    fn count_ack(&mut self, new: bool) {
         if new {
             self.acks_since_commit = self.acks_since_commit.saturating_add(1);
             self.dirty = true;
         }
-        Ok(new)
     }
 
     /// The offset that would be committed for `tp` now.
     pub fn committable(&self, tp: &TopicPartition) -> Option<i64> {
-        self.partitions.get(tp).map(|t| t.window.committable())
+        self.tracked(tp).map(|t| t.window.committable())
     }
 
     /// The last offset committed for `tp` (or its starting position).
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.partitions.get(tp).map(|t| t.committed)
+        self.tracked(tp).map(|t| t.committed)
     }
 
     /// Outstanding window entries of `tp` (at most `max_outstanding`).
     pub fn outstanding(&self, tp: &TopicPartition) -> Option<usize> {
-        self.partitions.get(tp).map(|t| t.window.len())
+        self.tracked(tp).map(|t| t.window.len())
     }
 
     /// Whether `tp` is tracked (assigned, and not yet dropped after a revoke or loss).
@@ -160,7 +252,7 @@ impl OffsetTracker {
     ) {
         let mut any = false;
         for tp in partitions {
-            if let Some(t) = self.partitions.get_mut(tp) {
+            if let Ok(t) = self.tracked_mut(tp) {
                 t.revoking = true;
                 any = true;
             }
@@ -179,7 +271,9 @@ impl OffsetTracker {
     /// Drops `partitions` without committing (they were lost).
     pub fn lose<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
         for tp in partitions {
-            self.partitions.remove(tp);
+            if let Some(slot) = self.partitions.remove(tp) {
+                self.release(slot);
+            }
         }
         self.update_forced();
     }
@@ -188,12 +282,51 @@ impl OffsetTracker {
     pub fn settled<'a>(&self, partitions: impl IntoIterator<Item = &'a TopicPartition>) -> bool {
         partitions
             .into_iter()
-            .all(|tp| self.partitions.get(tp).is_none_or(|t| !t.revoking))
+            .all(|tp| self.tracked(tp).is_none_or(|t| !t.revoking))
     }
 
-    /// The commit to send now, if the policy says so: a forced commit is pending, `every`
-    /// acks arrived, or `interval` passed with progress. Only advanced offsets are included;
-    /// `None` if nothing advanced (a pending forced commit then settles at once).
+    /// Asks for a commit of every acked offset not committed yet, outside the policy (the
+    /// application's synchronous `commit()`): the next [`poll_commit`](Self::poll_commit)
+    /// returns one (after the commit in flight, if any), or settles the request with nothing
+    /// to commit. If that commit fails retriably (for example the coordinator moved), the
+    /// request stands again and the commit is retried after `retry_backoff`.
+    /// [`commit_requested`](Self::commit_requested) tells whether it is still waiting for
+    /// that poll.
+    pub fn request_commit(&mut self) {
+        self.requested = true;
+    }
+
+    /// Withdraws a [`request_commit`](Self::request_commit) nobody waits for any more (the
+    /// caller gave up): a requested commit in flight is not retried after a failure, and the
+    /// policy alone decides the next commit (what is left to commit stays due at the next
+    /// interval or count).
+    pub fn cancel_commit_request(&mut self) {
+        self.requested = false;
+        if let Some(in_flight) = &mut self.in_flight {
+            in_flight.requested = false;
+        }
+        if self.forced_since.is_none() {
+            self.retry_at = None;
+        }
+    }
+
+    /// Whether a [`request_commit`](Self::request_commit) has not been turned into a commit
+    /// (or found nothing to commit) yet.
+    pub fn commit_requested(&self) -> bool {
+        self.requested
+    }
+
+    /// Whether some tracked partition has acked offsets beyond its committed one (a commit
+    /// would carry something; a commit in flight does not count as committed until answered).
+    pub fn has_uncommitted(&self) -> bool {
+        self.iter_tracked()
+            .any(|(_, t)| t.window.committable() > t.committed)
+    }
+
+    /// The commit to send now, if the policy says so: a forced commit is pending, a commit
+    /// was requested, `every` acks arrived, or `interval` passed with progress. Only advanced
+    /// offsets are included; `None` if nothing advanced (a pending forced commit or a
+    /// request then settles at once).
     pub fn poll_commit(&mut self, now: Instant) -> Option<OffsetsToCommit> {
         if self.in_flight.is_some() {
             return None;
@@ -206,12 +339,16 @@ impl OffsetTracker {
                 tracing::warn!("forced commit timed out: revoked partitions given up");
                 self.drop_revoking(|_| true);
                 self.retry_at = None;
-            } else if self.retry_at.is_some_and(|at| now < at) {
-                return None;
             }
+        }
+        if (self.forced_since.is_some() || self.requested)
+            && self.retry_at.is_some_and(|at| now < at)
+        {
+            return None;
         }
         let forced = self.forced_since.is_some();
         let due = forced
+            || self.requested
             || self.acks_since_commit >= self.config.every.max(1)
             || (self.dirty && self.interval_deadline().is_some_and(|d| now >= d));
         if !due {
@@ -221,15 +358,14 @@ impl OffsetTracker {
         self.acks_since_commit = 0;
         self.dirty = false;
         self.retry_at = None;
+        let requested = std::mem::take(&mut self.requested);
         let offsets: BTreeMap<TopicPartition, i64> = self
-            .partitions
-            .iter()
+            .iter_tracked()
             .filter(|(_, t)| t.window.committable() > t.committed)
             .map(|(tp, t)| (tp.clone(), t.window.committable()))
             .collect();
         let covers: BTreeSet<TopicPartition> = self
-            .partitions
-            .iter()
+            .iter_tracked()
             .filter(|(_, t)| t.revoking)
             .map(|(tp, _)| tp.clone())
             .collect();
@@ -244,6 +380,7 @@ impl OffsetTracker {
             id,
             offsets: offsets.clone(),
             covers,
+            requested,
         });
         Some(OffsetsToCommit {
             id,
@@ -261,6 +398,9 @@ impl OffsetTracker {
             let at = self.retry_at.unwrap_or(since);
             let give_up = since.checked_add(self.config.forced_timeout);
             return Some(give_up.map_or(at, |g| at.min(g)));
+        }
+        if self.requested {
+            return Some(self.retry_at.unwrap_or(self.interval_start));
         }
         self.dirty.then(|| self.interval_deadline()).flatten()
     }
@@ -316,7 +456,7 @@ impl OffsetTracker {
         for (tp, offset) in &in_flight.offsets {
             match result(tp) {
                 None => {
-                    if let Some(t) = self.partitions.get_mut(tp) {
+                    if let Ok(t) = self.tracked_mut(tp) {
                         t.committed = t.committed.max(*offset);
                     }
                     outcome.committed.insert(tp.clone(), *offset);
@@ -336,7 +476,12 @@ impl OffsetTracker {
         // Revoked partitions this commit covered are settled unless a retry may still
         // commit them.
         self.drop_revoking(|tp| in_flight.covers.contains(tp) && !retry.contains(tp));
-        if self.forced_since.is_some() && !retry.is_empty() {
+        if in_flight.requested && !retry.is_empty() {
+            // A requested commit is retried (after the backoff) until it succeeds or fails
+            // for good.
+            self.requested = true;
+        }
+        if (self.forced_since.is_some() || self.requested) && !retry.is_empty() {
             self.retry_at = now.checked_add(self.config.retry_backoff);
         }
         outcome
@@ -344,8 +489,44 @@ impl OffsetTracker {
 
     /// Drops revoking partitions matching `which`, and clears the forced flag if none is left.
     fn drop_revoking(&mut self, which: impl Fn(&TopicPartition) -> bool) {
-        self.partitions.retain(|tp, t| !(t.revoking && which(tp)));
+        let dropped: Vec<u32> = self
+            .partitions
+            .iter()
+            .filter(|(tp, &slot)| {
+                self.slots[slot as usize]
+                    .tracked
+                    .as_ref()
+                    .is_some_and(|t| t.revoking)
+                    && which(tp)
+            })
+            .map(|(_, &slot)| slot)
+            .collect();
+        if !dropped.is_empty() {
+            self.partitions.retain(|_, slot| !dropped.contains(slot));
+            for slot in dropped {
+                self.release(slot);
+            }
+        }
         self.update_forced();
+    }
+
+    /// Frees `slot` (its handles stop working).
+    fn release(&mut self, slot: u32) {
+        let entry = &mut self.slots[slot as usize];
+        entry.tracked = None;
+        self.free.push(slot);
+    }
+
+    /// Tracked partitions in order.
+    fn iter_tracked(&self) -> impl Iterator<Item = (&TopicPartition, &Tracked)> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, &slot)| self.slots[slot as usize].tracked.as_ref().map(|t| (tp, t)))
+    }
+
+    fn tracked(&self, tp: &TopicPartition) -> Option<&Tracked> {
+        let &slot = self.partitions.get(tp)?;
+        self.slots[slot as usize].tracked.as_ref()
     }
 
     /// End of the current commit interval (`None`: never, for an interval too large to add).
@@ -354,19 +535,38 @@ impl OffsetTracker {
     }
 
     fn update_forced(&mut self) {
-        if !self.partitions.values().any(|t| t.revoking) {
+        if !self
+            .slots
+            .iter()
+            .any(|s| s.tracked.as_ref().is_some_and(|t| t.revoking))
+        {
             self.forced_since = None;
             self.retry_at = None;
         }
     }
 
     fn tracked_mut(&mut self, tp: &TopicPartition) -> Result<&mut Tracked, TrackError> {
-        self.partitions
-            .get_mut(tp)
-            .ok_or_else(|| TrackError::UnknownPartition {
-                topic: tp.0.clone(),
-                partition: tp.1,
-            })
+        let unknown = || TrackError::UnknownPartition {
+            topic: tp.0.clone(),
+            partition: tp.1,
+        };
+        let &slot = self.partitions.get(tp).ok_or_else(unknown)?;
+        self.slots[slot as usize]
+            .tracked
+            .as_mut()
+            .ok_or_else(unknown)
+    }
+
+    #[inline]
+    fn tracked_at(&mut self, handle: PartitionHandle) -> Result<&mut Tracked, TrackError> {
+        match self.slots.get_mut(handle.slot as usize) {
+            Some(Slot {
+                epoch,
+                tracked: Some(tracked),
+                ..
+            }) if *epoch == handle.epoch => Ok(tracked),
+            _ => Err(TrackError::StaleHandle),
+        }
     }
 }
 

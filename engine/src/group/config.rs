@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use mephisto_consumer_group::assignor::{
-    Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor,
+    Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor, StandbyAssignor,
+    StandbyConfig,
 };
 use mephisto_consumer_group::membership::MemberConfig;
 use mephisto_consumer_group::offsets::CommitConfig;
@@ -20,6 +21,11 @@ pub enum AssignorKind {
     RoundRobin,
     /// `cooperative-sticky` (KIP-429): only moved partitions are revoked.
     CooperativeSticky,
+    /// `mephisto-standby` (cooperative): places state where it already is, weighing each
+    /// member's changelog lag (its settings: [`GroupConfig::standby`]; the member's state:
+    /// [`GroupConsumer::set_user_data`](super::GroupConsumer::set_user_data)). As leader, the
+    /// consumer looks up the end offsets of the changelog partitions the members name.
+    Standby,
 }
 
 impl AssignorKind {
@@ -29,14 +35,15 @@ impl AssignorKind {
             AssignorKind::Range => RangeAssignor::NAME,
             AssignorKind::RoundRobin => RoundRobinAssignor::NAME,
             AssignorKind::CooperativeSticky => CooperativeStickyAssignor::NAME,
+            AssignorKind::Standby => StandbyAssignor::NAME,
         }
     }
 
     /// The assignors advertised, the chosen one first: an eager choice also offers the
     /// other eager assignor (so the group can agree with members preferring it); the
-    /// cooperative one is offered alone (mixing rebalance protocols needs an upgrade dance
+    /// cooperative ones are offered alone (mixing rebalance protocols needs an upgrade dance
     /// this consumer does not do).
-    pub(crate) fn advertised(self) -> Vec<Box<dyn Assignor>> {
+    pub(crate) fn advertised(self, standby: &StandbyConfig) -> Vec<Box<dyn Assignor>> {
         match self {
             AssignorKind::Range => vec![
                 Box::new(RangeAssignor::new()),
@@ -47,6 +54,7 @@ impl AssignorKind {
                 Box::new(RangeAssignor::new()),
             ],
             AssignorKind::CooperativeSticky => vec![Box::new(CooperativeStickyAssignor::new())],
+            AssignorKind::Standby => vec![Box::new(StandbyAssignor::new(standby.clone()))],
         }
     }
 }
@@ -59,8 +67,9 @@ impl std::str::FromStr for AssignorKind {
             "range" => Ok(AssignorKind::Range),
             "roundrobin" => Ok(AssignorKind::RoundRobin),
             "cooperative-sticky" => Ok(AssignorKind::CooperativeSticky),
+            "mephisto-standby" => Ok(AssignorKind::Standby),
             other => Err(format!(
-                "unknown assignor `{other}` (range, roundrobin, cooperative-sticky)"
+                "unknown assignor `{other}` (range, roundrobin, cooperative-sticky, mephisto-standby)"
             )),
         }
     }
@@ -74,6 +83,8 @@ pub struct GroupConfig {
     pub member: MemberConfig,
     /// The assignor advertised first.
     pub assignor: AssignorKind,
+    /// Settings of the `mephisto-standby` assignor (used with [`AssignorKind::Standby`]).
+    pub standby: StandbyConfig,
     /// When acked offsets are committed.
     pub commit: CommitConfig,
     /// The fetcher's settings; its `auto_offset_reset` also decides where a partition without
@@ -88,6 +99,7 @@ impl GroupConfig {
         Self {
             member: MemberConfig::new(group_id),
             assignor: AssignorKind::default(),
+            standby: StandbyConfig::default(),
             commit: CommitConfig::default(),
             fetcher: FetcherConfig::default(),
         }
@@ -96,6 +108,13 @@ impl GroupConfig {
     /// Sets the assignor.
     pub fn with_assignor(mut self, assignor: AssignorKind) -> Self {
         self.assignor = assignor;
+        self
+    }
+
+    /// Selects the `mephisto-standby` assignor with `config`.
+    pub fn with_standby_assignor(mut self, config: StandbyConfig) -> Self {
+        self.assignor = AssignorKind::Standby;
+        self.standby = config;
         self
     }
 

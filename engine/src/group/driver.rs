@@ -7,21 +7,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{BrokerId, OffsetCommitResponse};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, BrokerId, OffsetCommitResponse};
 use mephisto_consumer_group::assignor::TopicPartition;
-use mephisto_consumer_group::membership::{GroupEvent, GroupRequest, PartitionSet, ResponseEvent};
+use mephisto_consumer_group::membership::{
+    GroupEvent, GroupRequest, PartitionSet, RequestFailure, ResponseEvent,
+};
 use mephisto_consumer_group::offsets::{CommitErrorKind, CommitId};
 use tokio::sync::oneshot;
 
 use super::error::GroupConsumerError;
 use super::offsets;
 use super::protocol;
-use super::state::{Listener, Shared, State};
+use super::state::{CommitWaiter, Listener, Shared, State};
 use crate::error::EngineError;
 use crate::fetcher::{FetchPosition, OffsetReset, TopicPartition as FetchPartition};
 
 /// Delay before retrying a failed OffsetFetch.
 const POSITIONS_RETRY: Duration = Duration::from_millis(200);
+/// How often a due commit looks again while no coordinator or stable generation is known.
+const COMMIT_WAIT_POLL: Duration = Duration::from_millis(100);
 /// Upper bound on the driver's inner drain loop per wake-up.
 const MAX_ROUNDS: usize = 64;
 
@@ -100,11 +105,50 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<Notice>, bool) {
             break;
         }
     }
-    let deadline = match (st.member.poll_timeout(), st.tracker.poll_timeout()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    expire_commit_waiters(shared, &mut st, now);
+    if st.finished.is_some() {
+        for waiter in st.commit_waiters.drain(..) {
+            let _ = waiter.reply.send(Err(GroupConsumerError::Closed));
+        }
+    }
+    let mut tracker_deadline = st.tracker.poll_timeout();
+    if st.commit_in_flight.is_none() && !can_commit(&st) {
+        // A commit that is due waits for the coordinator or a stable generation: the member's
+        // progress wakes the driver; meanwhile look again now and then rather than spin.
+        tracker_deadline = tracker_deadline.map(|d| d.max(now + COMMIT_WAIT_POLL));
+    }
+    let deadline = [
+        st.member.poll_timeout(),
+        tracker_deadline,
+        st.commit_waiters.iter().map(|w| w.deadline).min(),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
     (deadline, notices, st.finished.is_some())
+}
+
+/// Whether a commit can be sent now (stable generation and a known coordinator).
+fn can_commit(st: &State) -> bool {
+    st.member.commit_context().is_some() && st.member.coordinator().is_some()
+}
+
+/// Fails the `commit()` calls whose request timeout passed.
+fn expire_commit_waiters(shared: &Shared, st: &mut State, now: Instant) {
+    let timeout = shared.cluster.config().request_timeout;
+    let (expired, waiting): (Vec<CommitWaiter>, Vec<CommitWaiter>) =
+        st.commit_waiters.drain(..).partition(|w| w.deadline <= now);
+    st.commit_waiters = waiting;
+    if !expired.is_empty() && st.commit_waiters.is_empty() {
+        // Nobody waits any more: no retries on their behalf; the policy commits the rest.
+        st.tracker.cancel_commit_request();
+    }
+    for waiter in expired {
+        tracing::warn!(?timeout, "commit() timed out");
+        let _ = waiter
+            .reply
+            .send(Err(GroupConsumerError::CommitTimeout(timeout)));
+    }
 }
 
 fn send_request(shared: &Arc<Shared>, request: GroupRequest) {
@@ -233,9 +277,16 @@ fn maybe_commit(shared: &Arc<Shared>, st: &mut State, now: Instant) -> bool {
         return false;
     };
     let Some(commit) = st.tracker.poll_commit(now) else {
+        if !st.tracker.commit_requested() {
+            // The request found nothing left to commit (a commit before it covered it).
+            answer_waiters(st, |w| w.ticket.is_none(), || Ok(()));
+        }
         return false;
     };
     st.commit_in_flight = Some(commit.id);
+    for waiter in &mut st.commit_waiters {
+        waiter.ticket.get_or_insert(commit.id);
+    }
     let shared2 = Arc::clone(shared);
     tokio::spawn(async move {
         let result = offsets::commit(
@@ -282,7 +333,7 @@ fn handle(shared: &Arc<Shared>, msg: Msg) {
             if st.commit_in_flight == Some(id) {
                 st.commit_in_flight = None;
             }
-            match result {
+            let (outcome, error) = match result {
                 Ok(response) => {
                     let outcome = st.tracker.handle_commit_response(now, id, &response);
                     tracing::debug!(
@@ -290,16 +341,56 @@ fn handle(shared: &Arc<Shared>, msg: Msg) {
                         failed = outcome.failed.len(),
                         "commit answered"
                     );
-                    if let Some(error) = offsets::group_error(&response) {
+                    let error = offsets::group_error(&response);
+                    if let Some(error) = error {
                         tracing::warn!(%error, "offset commit failed");
                         st.member.handle_commit_error(now, generation, error);
                     }
+                    (outcome, error.map(|e| e.code()))
                 }
                 Err(error) => {
                     tracing::warn!(%error, "offset commit got no answer");
-                    st.tracker
-                        .commit_failed(now, id, CommitErrorKind::CoordinatorMoved);
+                    if matches!(
+                        protocol::failure(&error),
+                        RequestFailure::Timeout | RequestFailure::Disconnected(_)
+                    ) {
+                        // As the Java client: the coordinator is presumed gone; find it again.
+                        st.member.handle_commit_error(
+                            now,
+                            generation,
+                            ResponseError::CoordinatorNotAvailable,
+                        );
+                    }
+                    let outcome =
+                        st.tracker
+                            .commit_failed(now, id, CommitErrorKind::CoordinatorMoved);
+                    (outcome, None)
                 }
+            };
+            if outcome.stale {
+                return;
+            }
+            if outcome.failed.is_empty() {
+                answer_waiters(&mut st, |w| w.ticket == Some(id), || Ok(()));
+            } else if st.tracker.commit_requested()
+                && outcome.failed.iter().all(|(_, kind)| kind.is_retriable())
+            {
+                // The tracker retries the requested commit: wait for that one.
+                for waiter in &mut st.commit_waiters {
+                    if waiter.ticket == Some(id) {
+                        waiter.ticket = None;
+                    }
+                }
+            } else {
+                let code = error.unwrap_or(ResponseError::UnknownServerError.code());
+                answer_waiters(
+                    &mut st,
+                    |w| w.ticket == Some(id),
+                    || {
+                        EngineError::check_code(ApiKey::OffsetCommit, || None, code, None)
+                            .map_err(GroupConsumerError::from)
+                    },
+                );
             }
         }
         Msg::Positions { partitions, result } => match result {
@@ -344,57 +435,36 @@ fn handle(shared: &Arc<Shared>, msg: Msg) {
     }
 }
 
-/// Commits every acked offset beyond what is committed, outside the tracker's policy.
+/// `commit().await`: asks the tracker for a commit of every acked offset not committed yet
+/// and waits for it (answered by `maybe_commit` and the `Committed` handler).
 fn commit_now(shared: &Arc<Shared>, reply: oneshot::Sender<Result<(), GroupConsumerError>>) {
-    let (context, coordinator, offsets) = {
-        let st = shared.lock();
-        let offsets: BTreeMap<TopicPartition, i64> = st
-            .active
-            .iter()
-            .filter_map(|tp| {
-                let committable = st.tracker.committable(tp)?;
-                (committable > st.tracker.committed(tp)?).then(|| (tp.clone(), committable))
-            })
-            .collect();
-        (
-            st.member.commit_context(),
-            st.member.coordinator().cloned(),
-            offsets,
-        )
-    };
-    if offsets.is_empty() {
+    let mut st = shared.lock();
+    if !st.tracker.has_uncommitted() {
         let _ = reply.send(Ok(()));
         return;
     }
-    let (Some(context), Some(coordinator)) = (context, coordinator) else {
-        let _ = reply.send(Err(GroupConsumerError::NotReady(
-            "no stable generation or coordinator",
-        )));
+    if st.finished.is_some() {
+        let _ = reply.send(Err(GroupConsumerError::Closed));
         return;
-    };
-    let shared2 = Arc::clone(shared);
-    tokio::spawn(async move {
-        let result = offsets::commit(
-            &shared2.cluster,
-            BrokerId(coordinator.node_id),
-            &shared2.config.member.group_id,
-            &context,
-            &offsets,
-        )
-        .await;
-        let result = match result {
-            Ok(response) => {
-                let code = offsets::group_error(&response).map_or(0, |e| e.code());
-                EngineError::check_code(
-                    kafka_protocol::messages::ApiKey::OffsetCommit,
-                    || None,
-                    code,
-                    None,
-                )
-                .map_err(GroupConsumerError::from)
-            }
-            Err(error) => Err(error.into()),
-        };
-        let _ = reply.send(result);
+    }
+    st.tracker.request_commit();
+    st.commit_waiters.push(CommitWaiter {
+        reply,
+        deadline: Instant::now() + shared.cluster.config().request_timeout,
+        ticket: None,
     });
+}
+
+/// Answers the waiters matching `which` with `result()`.
+fn answer_waiters(
+    st: &mut State,
+    which: impl Fn(&CommitWaiter) -> bool,
+    result: impl Fn() -> Result<(), GroupConsumerError>,
+) {
+    let (done, waiting): (Vec<CommitWaiter>, Vec<CommitWaiter>) =
+        st.commit_waiters.drain(..).partition(|w| which(w));
+    st.commit_waiters = waiting;
+    for waiter in done {
+        let _ = waiter.reply.send(result());
+    }
 }

@@ -25,9 +25,10 @@ pub enum GroupConsumerError {
     /// An ack or delivery the offset tracker refused.
     #[error("offset tracking: {0}")]
     Track(#[from] TrackError),
-    /// A commit could not be sent now (no stable generation or no coordinator yet).
-    #[error("cannot commit now: {0}")]
-    NotReady(&'static str),
+    /// `commit()` did not complete within the request timeout (the coordinator stayed
+    /// unavailable, or the group kept rebalancing).
+    #[error("commit not completed within {0:?}")]
+    CommitTimeout(std::time::Duration),
     /// The consumer is closed.
     #[error("the group consumer is closed")]
     Closed,

@@ -12,7 +12,7 @@
 //! for _ in 0..1000 {
 //!     let r = consumer.next().await?;
 //!     println!("{}-{}@{}", r.topic, r.partition, r.offset);
-//!     consumer.ack(&r.topic, r.partition, r.offset)?;
+//!     consumer.ack_record(&r)?;
 //! }
 //! consumer.close().await?;
 //! # Ok(()) }
@@ -22,7 +22,7 @@
 //! - A **driver task** (`driver`) owns the membership loop: it sends each request the member
 //!   produces (FindCoordinator to any broker; JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //!   OffsetCommit and OffsetFetch to the coordinator on its `Group` connection, so fetches
-//!   never delay heartbeats; JoinGroup with a timeout of the rebalance timeout plus the
+//!   never delay heartbeats; JoinGroup and SyncGroup with a timeout of the rebalance timeout plus the
 //!   request timeout) at the version negotiated with that broker (`protocol`), feeds answers
 //!   and timeouts back, and answers the leader's metadata lookup with partition counts.
 //!   Heartbeats depend only on this task, never on the application.
@@ -32,17 +32,22 @@
 //!   fetching, their acked offsets are committed (the tracker's forced commit), then the
 //!   revocation is acknowledged. `Lost`: dropped without commit. `MaxPollExceeded`: a warning.
 //! - [`GroupConsumer::next`] hands out records one at a time (only of partitions we own),
-//!   recording each delivery in the offset tracker; [`GroupConsumer::ack`] marks it processed
-//!   (any order); the contiguous acked prefix is committed every `commit.interval` or `every`
-//!   acks, before a revoke and on close.
+//!   recording each delivery in the offset tracker; [`GroupConsumer::ack_record`] (or
+//!   [`GroupConsumer::ack`] by topic and partition) marks it processed (any order); the
+//!   contiguous acked prefix is committed every `commit.interval` or `every` acks, before a
+//!   revoke, on close and on [`GroupConsumer::commit`]. Each record carries its partition's
+//!   tracker handle (looked up once per fetched batch), so delivering and acking it costs no
+//!   partition lookup.
 //!
 //! Records handed out but not acked when their partition is revoked are not committed: the
 //! next owner gets them again. On a current-thread runtime, `next` followed by `ack` with no
 //! await in between is atomic with respect to rebalances.
 //!
-//! Not implemented: end offsets for lag-aware assignors (the leader's metadata answer carries
-//! partition counts only, enough for `range`, `roundrobin` and `cooperative-sticky`), pattern
-//! subscriptions, KIP-848 (`ConsumerGroupHeartbeat`), committed leader epochs and metadata.
+//! As leader, the metadata answer carries partition counts and, for an assignor that weighs
+//! lag (`mephisto-standby`), the end offsets (ListOffsets latest) of the changelog partitions
+//! the members' user data names.
+//!
+//! Not implemented: pattern subscriptions, KIP-848 (`ConsumerGroupHeartbeat`), committed leader epochs and metadata.
 //!
 //! # Layout
 //! - [`config`]: [`GroupConfig`], [`AssignorKind`]. [`error`](mod@error):
@@ -120,7 +125,11 @@ impl GroupConsumer {
     /// the coordinator connection would wait for each other until the request times out.
     pub fn new(cluster: Cluster, config: GroupConfig) -> Result<Self, GroupConsumerError> {
         let now = Instant::now();
-        let member = Member::new(config.member.clone(), config.assignor.advertised(), now)?;
+        let member = Member::new(
+            config.member.clone(),
+            config.assignor.advertised(&config.standby),
+            now,
+        )?;
         let fetcher = Fetcher::new(cluster.clone(), config.fetcher.clone())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -134,6 +143,7 @@ impl GroupConsumer {
                 assignment_token: 0,
                 revoking: VecDeque::new(),
                 commit_in_flight: None,
+                commit_waiters: Vec::new(),
                 pending: VecDeque::new(),
                 finished: None,
             }),
@@ -163,6 +173,14 @@ impl GroupConsumer {
     {
         self.shared.lock().member.subscribe(Instant::now(), topics);
         self.shared.wake.notify_one();
+    }
+
+    /// Sets the assignor user data sent in our subscription from the next JoinGroup on (for
+    /// `mephisto-standby`: an encoded
+    /// [`StandbySubscriptionData`](mephisto_consumer_group::assignor::StandbySubscriptionData)
+    /// with the changelog offsets this member has applied). Does not rejoin by itself.
+    pub fn set_user_data(&self, user_data: Option<bytes::Bytes>) {
+        self.shared.lock().member.set_user_data(user_data);
     }
 
     /// Calls `f` with the partitions newly ours after each rebalance (before their committed
@@ -231,6 +249,10 @@ impl GroupConsumer {
             if !st.active.contains(&tp) {
                 continue;
             }
+            // Looked up once per batch; the records carry it to `delivered_at`/`acked_at`.
+            let Some(handle) = st.tracker.partition_handle(&tp) else {
+                continue;
+            };
             let records = batch.records().map_err(|e| {
                 FetchError::Config(format!("undecodable batch of {}-{}: {e}", tp.0, tp.1))
             })?;
@@ -241,6 +263,7 @@ impl GroupConsumer {
                         partition: batch.partition,
                         offset: record.offset(),
                         record,
+                        handle,
                     }),
                     Err(e) => {
                         tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "invalid record: rest of the batch skipped");
@@ -266,14 +289,12 @@ impl GroupConsumer {
         if was_waiting {
             self.shared.wake.notify_one();
         }
+        // Pending records belong to active partitions: a revocation or loss drops them from
+        // `pending` under this lock, and a handle of an assignment that is over is refused.
         while let Some(record) = st.pending.pop_front() {
-            let tp = (record.topic.to_string(), record.partition);
-            if !st.active.contains(&tp) {
-                continue;
-            }
-            match st.tracker.delivered(&tp, record.offset) {
+            match st.tracker.delivered_at(record.handle, record.offset) {
                 Ok(()) => return Ok(Some(record)),
-                Err(TrackError::OutOfOrder { .. }) => continue,
+                Err(TrackError::OutOfOrder { .. } | TrackError::StaleHandle) => continue,
                 Err(e) => {
                     st.pending.push_front(record);
                     return Err(e.into());
@@ -323,7 +344,41 @@ impl GroupConsumer {
         }
     }
 
-    /// Commits every acked offset not committed yet, and waits for the answer.
+    /// Marks `record` processed (any order), by its partition handle: no partition lookup
+    /// (the fast path of [`ack`](Self::ack)). `Ok(false)` for a repeated ack, or one for an
+    /// assignment of the partition that is over (too late to count).
+    pub fn ack_record(&self, record: &ConsumedRecord) -> Result<bool, GroupConsumerError> {
+        let result = self
+            .shared
+            .lock()
+            .tracker
+            .acked_at(record.handle, record.offset);
+        match result {
+            Ok(new) => {
+                if new {
+                    self.shared.wake.notify_one();
+                }
+                Ok(new)
+            }
+            Err(TrackError::StaleHandle) => {
+                tracing::debug!(
+                    topic = %record.topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    "ack of a partition no longer ours"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Commits every acked offset not committed yet through the offset tracker (the
+    /// committable prefix of each partition, recorded as committed once answered), and
+    /// waits for the answer. A commit that fails retriably (the coordinator moved or is
+    /// unavailable, a load in progress, no answer) is retried after the coordinator is found
+    /// again, within the request timeout; then [`GroupConsumerError::CommitTimeout`].
+    /// Waits for a commit already in flight first. `Ok(())` at once when nothing is new.
     pub async fn commit(&self) -> Result<(), GroupConsumerError> {
         let (reply, answer) = oneshot::channel();
         self.shared

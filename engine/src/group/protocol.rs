@@ -2,7 +2,7 @@
 //! at the version negotiated with the target broker, and turning the answers into
 //! [`ResponseEvent`]s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
@@ -11,11 +11,12 @@ use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIde
 use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use kafka_protocol::messages::{BrokerId, GroupId, HeartbeatRequest};
 use kafka_protocol::protocol::StrBytes;
-use mephisto_consumer_group::assignor::AssignContext;
+use mephisto_consumer_group::assignor::{AssignContext, TopicPartition};
 use mephisto_consumer_group::membership::{
     AssignmentMetadataRequest, GroupRequest, RequestBody, RequestFailure, ResponseEvent, Target,
 };
 
+use crate::admin::{Admin, OffsetSpec};
 use crate::cluster::{Cluster, Purpose};
 use crate::error::EngineError;
 
@@ -45,8 +46,8 @@ pub(crate) fn failure(error: &EngineError) -> RequestFailure {
 }
 
 /// Sends `request` and returns its answer (never fails: failures become
-/// [`ResponseEvent::Failed`]). JoinGroup waits up to the rebalance timeout plus the request
-/// timeout.
+/// [`ResponseEvent::Failed`]). JoinGroup and SyncGroup wait up to the rebalance timeout plus
+/// the request timeout.
 pub(crate) async fn exchange(cluster: &Cluster, request: GroupRequest) -> ResponseEvent {
     let id = request.id;
     let result = send(cluster, request).await;
@@ -57,6 +58,12 @@ pub(crate) async fn exchange(cluster: &Cluster, request: GroupRequest) -> Respon
             error: failure(&error),
         }
     })
+}
+
+/// How long to wait for a JoinGroup or SyncGroup, which the coordinator holds until the
+/// rebalance completes: the rebalance timeout plus the request timeout.
+fn held_timeout(rebalance_timeout_ms: i32, request_timeout: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(rebalance_timeout_ms).unwrap_or(0)) + request_timeout
 }
 
 async fn send(cluster: &Cluster, request: GroupRequest) -> Result<ResponseEvent, EngineError> {
@@ -89,12 +96,11 @@ async fn send(cluster: &Cluster, request: GroupRequest) -> Result<ResponseEvent,
         }
         RequestBody::JoinGroup(body) => {
             let broker = to_coordinator("JoinGroup")?;
-            let rebalance = Duration::from_millis(body.rebalance_timeout_ms.max(0) as u64);
             let response = cluster
                 .send_with_timeout(
                     broker,
                     Purpose::Group,
-                    rebalance + request_timeout,
+                    held_timeout(body.rebalance_timeout_ms, request_timeout),
                     |version| {
                         let mut r = JoinGroupRequest::default();
                         r.group_id = GroupId(s(&body.group_id));
@@ -129,31 +135,37 @@ async fn send(cluster: &Cluster, request: GroupRequest) -> Result<ResponseEvent,
         }
         RequestBody::SyncGroup(body) => {
             let broker = to_coordinator("SyncGroup")?;
+            // Held by the coordinator until the leader's SyncGroup arrives: as JoinGroup.
             let response = cluster
-                .send(broker, Purpose::Group, |version| {
-                    let mut r = SyncGroupRequest::default();
-                    r.group_id = GroupId(s(&body.group_id));
-                    r.generation_id = body.generation_id;
-                    r.member_id = s(&body.member_id);
-                    if version >= 3 {
-                        r.group_instance_id = opt(&body.group_instance_id);
-                    }
-                    if version >= 5 {
-                        r.protocol_type = Some(s(&body.protocol_type));
-                        r.protocol_name = Some(s(&body.protocol_name));
-                    }
-                    r.assignments = body
-                        .assignments
-                        .iter()
-                        .map(|a| {
-                            let mut sa = SyncGroupRequestAssignment::default();
-                            sa.member_id = s(&a.member_id);
-                            sa.assignment = a.assignment.clone();
-                            sa
-                        })
-                        .collect();
-                    r
-                })
+                .send_with_timeout(
+                    broker,
+                    Purpose::Group,
+                    held_timeout(body.rebalance_timeout_ms, request_timeout),
+                    |version| {
+                        let mut r = SyncGroupRequest::default();
+                        r.group_id = GroupId(s(&body.group_id));
+                        r.generation_id = body.generation_id;
+                        r.member_id = s(&body.member_id);
+                        if version >= 3 {
+                            r.group_instance_id = opt(&body.group_instance_id);
+                        }
+                        if version >= 5 {
+                            r.protocol_type = Some(s(&body.protocol_type));
+                            r.protocol_name = Some(s(&body.protocol_name));
+                        }
+                        r.assignments = body
+                            .assignments
+                            .iter()
+                            .map(|a| {
+                                let mut sa = SyncGroupRequestAssignment::default();
+                                sa.member_id = s(&a.member_id);
+                                sa.assignment = a.assignment.clone();
+                                sa
+                            })
+                            .collect();
+                        r
+                    },
+                )
                 .await?;
             ResponseEvent::SyncGroup {
                 request: id,
@@ -218,7 +230,10 @@ async fn send(cluster: &Cluster, request: GroupRequest) -> Result<ResponseEvent,
 }
 
 /// Partition counts of the requested topics from refreshed metadata (unknown topics left
-/// out). End offsets are not looked up: none of the assignors this consumer runs weighs lag.
+/// out), and the end offsets (ListOffsets, latest) of the partitions the assignor weighs.
+/// An end offset that cannot be looked up within the request timeout (unknown topic, no
+/// leader, an error) is left out with a warning: the assignor then counts that changelog
+/// as empty, and the assignment still goes ahead.
 async fn assignment_metadata(
     cluster: &Cluster,
     body: &AssignmentMetadataRequest,
@@ -233,6 +248,59 @@ async fn assignment_metadata(
     }
     Ok(AssignContext {
         partitions_per_topic,
-        end_offsets: BTreeMap::new(),
+        end_offsets: end_offsets(cluster, &body.end_offsets).await,
     })
+}
+
+/// The latest offsets of `partitions`, one ListOffsets per topic and leader.
+async fn end_offsets(
+    cluster: &Cluster,
+    partitions: &BTreeSet<TopicPartition>,
+) -> BTreeMap<TopicPartition, i64> {
+    let mut by_topic: BTreeMap<&str, Vec<(i32, OffsetSpec)>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic
+            .entry(topic.as_str())
+            .or_default()
+            .push((*partition, OffsetSpec::Latest));
+    }
+    let admin = Admin::new(cluster.clone());
+    let limit = cluster.config().request_timeout;
+    let mut out = BTreeMap::new();
+    for (topic, wanted) in by_topic {
+        match tokio::time::timeout(limit, admin.list_offsets(topic, &wanted)).await {
+            Ok(Ok(found)) => {
+                for o in found {
+                    if let Some(offset) = o.offset {
+                        out.insert((topic.to_owned(), o.partition), offset);
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(topic, %error, "end offsets for the assignor not found: counted as empty");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    topic,
+                    ?limit,
+                    "end offsets for the assignor timed out: counted as empty"
+                );
+            }
+        }
+    }
+    tracing::debug!(?out, "changelog end offsets for the assignor");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_requests_wait_out_the_rebalance() {
+        let rt = Duration::from_secs(30);
+        assert_eq!(held_timeout(300_000, rt), Duration::from_secs(330));
+        assert_eq!(held_timeout(0, rt), rt);
+        assert_eq!(held_timeout(-1, rt), rt, "a negative timeout adds nothing");
+    }
 }

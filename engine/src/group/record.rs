@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use mephisto_consumer_group::offsets::PartitionHandle;
 use mephisto_wire::record::Record;
 
-/// One record handed to the application; [`ack`](super::GroupConsumer::ack) it with
-/// `(topic, partition, offset)` once processed.
+/// One record handed to the application; acknowledge it once processed with
+/// [`ack_record`](super::GroupConsumer::ack_record) (no partition lookup) or
+/// [`ack`](super::GroupConsumer::ack) with `(topic, partition, offset)`.
 #[derive(Debug, Clone)]
 pub struct ConsumedRecord {
     /// Topic name.
@@ -16,4 +18,6 @@ pub struct ConsumedRecord {
     pub offset: i64,
     /// The record (key, value, headers, timestamp), sharing the fetch buffer.
     pub record: Record,
+    /// The partition's handle in the offset tracker, for this assignment of it.
+    pub(crate) handle: PartitionHandle,
 }

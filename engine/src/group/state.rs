@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use mephisto_consumer_group::assignor::TopicPartition;
 use mephisto_consumer_group::membership::{Member, PartitionSet};
 use mephisto_consumer_group::offsets::{CommitId, OffsetTracker};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::config::GroupConfig;
 use super::driver::Msg;
+use super::error::GroupConsumerError;
 use super::record::ConsumedRecord;
 use crate::cluster::Cluster;
 use crate::fetcher::Fetcher;
@@ -42,10 +44,22 @@ pub(crate) struct State {
     pub revoking: VecDeque<PartitionSet>,
     /// The tracker's commit in flight.
     pub commit_in_flight: Option<CommitId>,
+    /// `commit().await` calls waiting for their commit.
+    pub commit_waiters: Vec<CommitWaiter>,
     /// Records of the current batch not yet handed out.
     pub pending: VecDeque<ConsumedRecord>,
     /// Set once the member is closed or failed: the driver stops.
     pub finished: Option<Result<(), mephisto_consumer_group::membership::GroupError>>,
+}
+
+/// A `commit().await` waiting for the tracker's requested commit.
+pub(crate) struct CommitWaiter {
+    pub reply: oneshot::Sender<Result<(), GroupConsumerError>>,
+    /// When to give up (the request timeout after the call).
+    pub deadline: Instant,
+    /// The commit that answers it once sent; `None` until then (and again while a
+    /// retriable failure waits for its retry).
+    pub ticket: Option<CommitId>,
 }
 
 /// Shared between the handle, the driver and the request tasks.
