@@ -6,7 +6,9 @@
 //! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers and
 //!   acknowledges produced batches without storing them.
 //! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
+//! - [`heap_stats`]: a counting global allocator (live and peak bytes of the Rust heap).
 
+pub mod heap_stats;
 pub mod proc_stats;
 pub mod replay_server;
 pub mod workload;

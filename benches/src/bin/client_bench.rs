@@ -28,6 +28,7 @@
 //!     [--partitions 8] [--runs 5] [--compression none|lz4] [--timeout 180]
 //!     [--replay-batch 1000] [--rdkafka-check-crcs true|false] [--rdkafka-config k=v,k=v]
 //!     [--mephisto-threads 2] [--mephisto-buffer-mib default|N]
+//!     [--mephisto-producer-buffer-kib default|N]
 //!     [--mephisto-max-wait-ms N] [--mephisto-partition-kib N]
 //! ```
 //!
@@ -40,6 +41,11 @@
 //! bench`), e.g. under `perf` or `heaptrack`. `CLIENT_BENCH_TRACE_FETCH=1` makes the replay
 //! server print every Fetch (partitions, offsets, bytes returned, long polls);
 //! `CLIENT_BENCH_RDKAFKA_DEBUG=fetch,msg` turns on librdkafka's debug contexts, logged to stderr.
+//!
+//! Memory diagnostics: every child reports its `VmRSS` when the clock starts (`base`) and, for
+//! Mephisto's producer, the most `Delivery` futures it held at once; `CLIENT_BENCH_HEAP=1`
+//! makes the children count the Rust heap (peak reported; librdkafka's C heap is not counted),
+//! and `CLIENT_BENCH_STATUS=1` prints their `/proc/self/status` memory lines at the end.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -52,6 +58,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mephisto_benches::heap_stats::{self, CountingAlloc};
 use mephisto_benches::replay_server::{ReplayConfig, ReplayServer, ReplayStats};
 use mephisto_benches::{proc_stats, workload};
 use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
@@ -68,6 +75,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Counts the Rust heap when `CLIENT_BENCH_HEAP=1` (children report `heap_peak_kib`); one
+/// relaxed load per allocation otherwise.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 // ---------------------------------------------------------------------------------------------
 // Options.
@@ -134,8 +146,10 @@ struct Options {
     rdkafka_config: Vec<(String, String)>,
     mephisto_threads: usize,
     /// Mephisto's buffer caps in MiB (fetcher `max_buffered_bytes`, producer `buffer_memory`);
-    /// `None`: the defaults (64 MiB and 32 MiB).
+    /// `None`: the defaults (64 MiB and 1 MiB).
     mephisto_buffer_mib: Option<usize>,
+    /// The producer's `buffer_memory` in KiB (overrides `mephisto_buffer_mib` for it).
+    mephisto_producer_buffer_kib: Option<usize>,
     /// Fetcher `max_wait` and `max_partition_bytes` overrides (diagnostics; 0 = default).
     mephisto_max_wait_ms: u64,
     mephisto_partition_kib: i32,
@@ -160,6 +174,7 @@ impl Options {
             rdkafka_config: Vec::new(),
             mephisto_threads: 2,
             mephisto_buffer_mib: None,
+            mephisto_producer_buffer_kib: None,
             mephisto_max_wait_ms: 0,
             mephisto_partition_kib: 0,
             broker: String::new(),
@@ -207,6 +222,12 @@ impl Options {
                 "--mephisto-partition-kib" => o.mephisto_partition_kib = value.parse()?,
                 "--mephisto-buffer-mib" => {
                     o.mephisto_buffer_mib = match value.as_str() {
+                        "default" => None,
+                        v => Some(v.parse()?),
+                    }
+                }
+                "--mephisto-producer-buffer-kib" => {
+                    o.mephisto_producer_buffer_kib = match value.as_str() {
                         "default" => None,
                         v => Some(v.parse()?),
                     }
@@ -278,6 +299,11 @@ impl Options {
                 self.mephisto_buffer_mib
                     .map_or_else(|| "default".to_owned(), |m| m.to_string()),
             ),
+            (
+                "--mephisto-producer-buffer-kib",
+                self.mephisto_producer_buffer_kib
+                    .map_or_else(|| "default".to_owned(), |k| k.to_string()),
+            ),
         ]
         .into_iter()
         .flat_map(|(k, v)| [k.to_owned(), v])
@@ -302,6 +328,13 @@ struct Outcome {
     steady: Duration,
     cpu_seconds: f64,
     peak_rss_kib: u64,
+    /// `VmRSS` when the clock starts (connected, warmed up): the process's baseline.
+    base_rss_kib: u64,
+    /// Peak of the Rust heap (`CLIENT_BENCH_HEAP=1`; 0 otherwise). librdkafka's C heap is not
+    /// counted.
+    heap_peak_kib: u64,
+    /// Produce (Mephisto): most `Delivery` futures the application held at once.
+    max_pending: u64,
     /// Consume: every partition ended at the expected offset with no gap.
     offsets_ok: bool,
 }
@@ -310,7 +343,7 @@ impl Outcome {
     fn line(&self) -> String {
         format!(
             "RESULT records={} bytes={} checksum={} total_s={:.6} steady_s={:.6} cpu_s={:.2} \
-             peak_rss_kib={} offsets_ok={}",
+             peak_rss_kib={} base_rss_kib={} heap_peak_kib={} max_pending={} offsets_ok={}",
             self.records,
             self.payload_bytes,
             self.checksum,
@@ -318,6 +351,9 @@ impl Outcome {
             self.steady.as_secs_f64(),
             self.cpu_seconds,
             self.peak_rss_kib,
+            self.base_rss_kib,
+            self.heap_peak_kib,
+            self.max_pending,
             self.offsets_ok,
         )
     }
@@ -335,6 +371,9 @@ impl Outcome {
                 "steady_s" => o.steady = Duration::from_secs_f64(v.parse().ok()?),
                 "cpu_s" => o.cpu_seconds = v.parse().ok()?,
                 "peak_rss_kib" => o.peak_rss_kib = v.parse().ok()?,
+                "base_rss_kib" => o.base_rss_kib = v.parse().ok()?,
+                "heap_peak_kib" => o.heap_peak_kib = v.parse().ok()?,
+                "max_pending" => o.max_pending = v.parse().ok()?,
                 "offsets_ok" => o.offsets_ok = v.parse().ok()?,
                 _ => {}
             }
@@ -391,6 +430,19 @@ fn run_child(role: &str, o: &Options) -> Result<Outcome, BoxError> {
     };
     outcome.cpu_seconds = proc_stats::own_cpu_seconds().unwrap_or(f64::NAN);
     outcome.peak_rss_kib = proc_stats::peak_rss_kib().unwrap_or(0);
+    if heap_stats::enabled() {
+        outcome.heap_peak_kib = (heap_stats::peak_bytes() / 1024) as u64;
+    }
+    if std::env::var_os("CLIENT_BENCH_STATUS").is_some() {
+        // The memory lines of /proc/self/status, for the breakdown of the RSS (anonymous,
+        // file-backed, stacks).
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        for line in status.lines() {
+            if line.starts_with("Vm") || line.starts_with("Rss") {
+                eprintln!("{role}: {line}");
+            }
+        }
+    }
     Ok(outcome)
 }
 
@@ -525,9 +577,11 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
         batch_size: 1_000_000,
         compression: o.compression,
         idempotence: Some(true),
-        buffer_memory: o
-            .mephisto_buffer_mib
-            .map_or(ProducerConfig::default().buffer_memory, |mib| mib << 20),
+        buffer_memory: match (o.mephisto_producer_buffer_kib, o.mephisto_buffer_mib) {
+            (Some(kib), _) => kib << 10,
+            (None, Some(mib)) => mib << 20,
+            (None, None) => ProducerConfig::default().buffer_memory,
+        },
         ..ProducerConfig::default()
     };
     let producer = Producer::new(cluster, config)?;
@@ -537,8 +591,10 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
     tokio::time::timeout_at(deadline, warm_up)
         .await
         .map_err(|_| "timed out")??;
+    let base_rss_kib = proc_stats::rss_kib().unwrap_or(0);
     let work = async {
         let sending = Instant::now();
+        let (mut held, mut max_pending) = (0u64, 0u64);
         // One queue of unacknowledged deliveries per partition: batches of one partition are
         // acknowledged in order, those of different partitions are not.
         let mut pending: Vec<VecDeque<Delivery>> =
@@ -549,6 +605,8 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
             let partition = workload::partition_of(i, o.partitions);
             let queue = &mut pending[partition as usize];
             queue.push_back(producer.enqueue(mephisto_record(o, i)).await?);
+            held += 1;
+            max_pending = max_pending.max(held);
             // Retire what is already acknowledged, without waiting. `unconstrained`: tokio's
             // cooperative budget would otherwise make every poll after the first 128 (in a
             // task that has not yielded since) return `Pending`, and nothing would be retired.
@@ -558,6 +616,7 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
                     Poll::Ready(result) => {
                         result?;
                         acked += 1;
+                        held -= 1;
                         queue.pop_front();
                     }
                     Poll::Pending => break,
@@ -570,9 +629,9 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
                 acked += 1;
             }
         }
-        Ok::<_, BoxError>((acked, sending.elapsed()))
+        Ok::<_, BoxError>((acked, sending.elapsed(), max_pending))
     };
-    let (acked, steady) = tokio::time::timeout_at(deadline, work)
+    let (acked, steady, max_pending) = tokio::time::timeout_at(deadline, work)
         .await
         .map_err(|_| "timed out")??;
     let total = start.elapsed();
@@ -584,6 +643,8 @@ async fn mephisto_produce(o: &Options) -> Result<Outcome, BoxError> {
         checksum: 0,
         total,
         steady,
+        base_rss_kib,
+        max_pending,
         offsets_ok: true,
         ..Outcome::default()
     })
@@ -725,11 +786,13 @@ fn rdkafka_produce(o: &Options) -> Result<Outcome, BoxError> {
         .client()
         .fetch_metadata(Some(&o.topic), Duration::from_secs(10))?;
     let mut sending = Instant::now();
+    let mut base_rss_kib = 0;
     for i in 0..o.records {
         if i == 1 {
             // Record 0 warms the producer up (producer id, connection) before the clock
             // starts, on both sides.
             producer.flush(deadline.saturating_duration_since(Instant::now()))?;
+            base_rss_kib = proc_stats::rss_kib().unwrap_or(0);
             sending = Instant::now();
         }
         let (key, value) = (workload::key(i), workload::value(i));
@@ -769,6 +832,7 @@ fn rdkafka_produce(o: &Options) -> Result<Outcome, BoxError> {
         checksum: 0,
         total: end - start,
         steady: end - sending,
+        base_rss_kib,
         offsets_ok: true,
         ..Outcome::default()
     })
@@ -1020,7 +1084,8 @@ fn describe(m: &Measurement, sink: Option<ReplayStats>) -> String {
     let secs = o.steady.as_secs_f64();
     let mut line = format!(
         "[{} {} {} run {}] {:.0} records/s, {:.1} MB/s (steady {:.3} s, total {:.3} s, wall \
-         {:.3} s), client CPU {:.2} s, broker CPU {:.2} s, peak RSS {:.1} MiB",
+         {:.3} s), client CPU {:.2} s, broker CPU {:.2} s, peak RSS {:.1} MiB (base {:.1}, \
+         heap peak {:.1}, max pending {})",
         m.target.name(),
         m.op.name(),
         m.client.name(),
@@ -1033,6 +1098,9 @@ fn describe(m: &Measurement, sink: Option<ReplayStats>) -> String {
         o.cpu_seconds,
         m.broker_cpu,
         o.peak_rss_kib as f64 / 1024.0,
+        o.base_rss_kib as f64 / 1024.0,
+        o.heap_peak_kib as f64 / 1024.0,
+        o.max_pending,
     );
     if let Some(s) = sink {
         line += &format!(
@@ -1269,6 +1337,9 @@ fn main() {
         }
     };
     if let Some(role) = o.role.clone() {
+        if std::env::var_os("CLIENT_BENCH_HEAP").is_some_and(|v| v == "1") {
+            heap_stats::enable();
+        }
         match run_child(&role, &o) {
             Ok(outcome) => println!("{}", outcome.line()),
             Err(e) => {

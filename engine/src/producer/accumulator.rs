@@ -12,12 +12,21 @@
 //! at most one ready batch per partition per drain ([`Accumulator::drain`]).
 //!
 //! # Memory
-//! `buffer_memory` is a semaphore of bytes. A record holds its encoded-size bound plus a fixed
-//! bookkeeping cost (`RECORD_OVERHEAD`) from `send` until its batch is acknowledged or fails;
-//! [`Accumulator::reserve`] waits (asynchronously) while the budget is used up, for at most
-//! `max_block`. The budget is never exceeded and never grows. A record whose cost alone is
-//! above `buffer_memory`, or whose size with a batch header is above `max_request_size`, is
-//! refused at once with [`ProduceError::RecordTooLarge`].
+//! `buffer_memory` is a semaphore of bytes, and what it counts is what the producer really
+//! holds: records are encoded into their batch's buffer as they are appended (nothing else is
+//! kept per record), and each batch holds permits for its buffer's capacity from its first
+//! record until it is acknowledged or fails. To enter, a record reserves its encoded-size
+//! bound plus a batch header ([`Accumulator::reserve`] waits, asynchronously and for at most
+//! `max_block`, while the budget is used up); the batch keeps what its buffer has to grow by,
+//! and the rest goes back to the budget (through a small credit kept under the lock and
+//! returned in bulk, so that a record that fits costs no semaphore release). Buffers grow only
+//! as far as the budget pays for, so the budget is never exceeded and never grows. A record
+//! whose cost alone is above `buffer_memory`, or whose size with a batch header is above
+//! `max_request_size`, is refused at once with [`ProduceError::RecordTooLarge`].
+//!
+//! Batch buffers are sized from the partition's previous batch (so that they rarely grow) and
+//! come from a [`BufferPool`] of idle buffers (at most `buffer_memory / 16`, and 1 MiB; freed
+//! when the producer has nothing left to send), which are the only memory outside the budget.
 //!
 //! # Time
 //! Nothing here reads the clock but [`Accumulator::append`], and only when it opens a batch
@@ -32,15 +41,19 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
-use crate::producer::batch::{Batch, RecordData, RecordSlot, Tracker, RECORD_OVERHEAD};
+use crate::producer::batch::{Batch, BufferPool, RecordData, RecordSlot, Tracker};
 use crate::producer::error::ProduceError;
 use crate::producer::partitioner::StickyPartitioner;
 use crate::producer::topic_partition::TopicPartition;
 
-/// Fewest records a new batch has room for.
-const MIN_BATCH_CAPACITY: usize = 16;
-/// Most records a new batch has room for up front (it grows past it if needed).
-const MAX_BATCH_CAPACITY: usize = 16_384;
+/// Smallest buffer a new batch starts with, in bytes.
+const MIN_BATCH_BUFFER: usize = 1024;
+/// Memory given back by records that fit in their batch's buffer is returned to the budget
+/// once this much has collected (and at most `buffer_memory / 32`; at once when a `send`
+/// finds the semaphore short).
+const CREDIT_RETURN: usize = 64 * 1024;
+/// Most idle batch buffers kept, in bytes (and at most `buffer_memory / 16`).
+const MAX_POOL_BYTES: usize = 1024 * 1024;
 
 /// The accumulator's share of the producer settings.
 #[derive(Debug, Clone)]
@@ -68,10 +81,8 @@ pub(crate) enum Target {
 /// What [`Accumulator::append`] did.
 #[derive(Debug)]
 pub(crate) struct Appended {
-    /// Where the record's result will be.
+    /// Where the record's result will be (and the partition it went to).
     pub(crate) slot: RecordSlot,
-    /// The partition it went to.
-    pub(crate) partition: i32,
 }
 
 /// What [`Accumulator::drain`] hands the sender.
@@ -91,9 +102,6 @@ struct PartitionQueue {
     sealed: VecDeque<Batch>,
     /// The batch taking records.
     open: Option<Batch>,
-    /// Records of the last batch that stopped taking records: the capacity a new batch starts
-    /// with, so that its record vector does not grow by doubling.
-    last_count: usize,
 }
 
 impl PartitionQueue {
@@ -101,18 +109,22 @@ impl PartitionQueue {
         self.sealed.is_empty() && self.open.is_none()
     }
 
-    fn seal_open(&mut self) {
-        if let Some(mut open) = self.open.take() {
-            self.last_count = open.record_count();
-            open.full = true;
-            self.sealed.push_back(open);
-        }
+    /// Seals the open batch; returns its size.
+    fn seal_open(&mut self) -> Option<usize> {
+        let mut open = self.open.take()?;
+        let size = open.size;
+        open.full = true;
+        self.sealed.push_back(open);
+        Some(size)
     }
 }
 
 #[derive(Debug, Default)]
 struct State {
     queues: HashMap<TopicPartition, PartitionQueue>,
+    /// Size in bytes of each partition's last batch that stopped taking records: what a new
+    /// batch's buffer starts with (kept when the partition's queue empties).
+    last_size: HashMap<TopicPartition, usize>,
     topics: HashMap<String, Arc<str>>,
     /// The topic of the last record appended (one of `topics`).
     last_topic: Option<Arc<str>>,
@@ -120,7 +132,20 @@ struct State {
     next_batch_id: u64,
     /// Batches with a lower id are ready regardless of linger (flush).
     flush_upto: u64,
+    /// Permits of the budget taken by `send` and not needed by the batch: returned to the
+    /// semaphore in bulk (`CREDIT_RETURN`).
+    credit: usize,
     closed: bool,
+}
+
+/// Records `size` as the size of `tp`'s last batch.
+fn remember_size(last_size: &mut HashMap<TopicPartition, usize>, tp: &TopicPartition, size: usize) {
+    match last_size.get_mut(tp) {
+        Some(s) => *s = size,
+        None => {
+            last_size.insert(tp.clone(), size);
+        }
+    }
 }
 
 /// Per-partition batches and the memory budget; see the module docs.
@@ -129,10 +154,14 @@ pub(crate) struct Accumulator {
     config: AccumulatorConfig,
     memory: Arc<Semaphore>,
     memory_waiters: AtomicUsize,
+    /// Credit above which it goes back to the semaphore.
+    credit_return: usize,
     /// `state.closed`, readable without the lock (checked for every record).
     closed: AtomicBool,
     state: Mutex<State>,
     tracker: Arc<Tracker>,
+    /// Idle batch buffers.
+    pool: Arc<BufferPool>,
     /// Wakes the sender: a batch was sealed or opened, a flush or close started, memory ran out.
     wakeup: Notify,
 }
@@ -142,6 +171,10 @@ impl Accumulator {
     pub(crate) fn new(config: AccumulatorConfig) -> Self {
         Accumulator {
             memory: Arc::new(Semaphore::new(config.buffer_memory)),
+            credit_return: CREDIT_RETURN.min(config.buffer_memory / 32),
+            pool: Arc::new(BufferPool::new(
+                (config.buffer_memory / 16).min(MAX_POOL_BYTES),
+            )),
             config,
             memory_waiters: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -162,7 +195,16 @@ impl Accumulator {
 
     /// Bytes of buffer memory free right now.
     pub(crate) fn available_memory(&self) -> usize {
-        self.memory.available_permits()
+        let state = self.state();
+        self.memory.available_permits() + state.credit
+    }
+
+    /// Returns the credit to the budget.
+    fn return_credit(&self, state: &mut State) {
+        let credit = std::mem::take(&mut state.credit);
+        if credit > 0 {
+            self.memory.add_permits(credit);
+        }
     }
 
     /// The memory a record costs, or why it can never be accepted.
@@ -176,7 +218,8 @@ impl Accumulator {
                 limit: "max_request_size",
             });
         }
-        let cost = bound + RECORD_OVERHEAD;
+        // Enough to open a batch: the header, and the record at its largest.
+        let cost = bound + mephisto_wire::record::BATCH_HEADER_SIZE;
         if cost > self.config.buffer_memory {
             return Err(ProduceError::RecordTooLarge {
                 size: cost,
@@ -197,6 +240,16 @@ impl Accumulator {
             max: self.config.buffer_memory,
             limit: "buffer_memory",
         })?;
+        if let Ok(permit) = self.memory.try_acquire_many(n) {
+            return Ok(Some(permit));
+        }
+        // The credit may hold what is missing.
+        let mut state = self.state();
+        if state.credit == 0 {
+            return Ok(None);
+        }
+        self.return_credit(&mut state);
+        drop(state);
         Ok(self.memory.try_acquire_many(n).ok())
     }
 
@@ -214,8 +267,12 @@ impl Accumulator {
         if let Ok(permit) = self.memory.try_acquire_many(n) {
             return Ok(permit);
         }
-        if self.state().closed {
-            return Err(ProduceError::Closed);
+        {
+            let mut state = self.state();
+            if state.closed {
+                return Err(ProduceError::Closed);
+            }
+            self.return_credit(&mut state);
         }
         // Make everything ready at once: waiting for linger would only delay the memory.
         self.memory_waiters.fetch_add(1, Ordering::SeqCst);
@@ -232,8 +289,9 @@ impl Accumulator {
         }
     }
 
-    /// Adds a record to `topic` at `target`, holding `permit` until its batch finishes. A batch
-    /// it opens is created at `now`, or when `now` is `None` at the current time.
+    /// Adds a record to `topic` at `target` with the memory `permit` reserved for it (what its
+    /// batch's buffer does not need goes back to the budget). A batch it opens is created at
+    /// `now`, or when `now` is `None` at the current time.
     pub(crate) fn append(
         &self,
         topic: &str,
@@ -304,9 +362,12 @@ impl Accumulator {
             .as_ref()
             .is_some_and(|open| self.overflows(open, &record))
         {
-            queue.seal_open();
+            if let Some(size) = queue.seal_open() {
+                remember_size(&mut state.last_size, &tp, size);
+            }
             wake = true;
         }
+        let batch_size = self.config.batch_size;
         let open = match &mut queue.open {
             Some(open) => open,
             slot @ None => {
@@ -314,25 +375,55 @@ impl Accumulator {
                 state.next_batch_id += 1;
                 // A new batch has a new linger deadline the sender must learn.
                 wake = true;
-                let capacity = queue
-                    .last_count
-                    .clamp(MIN_BATCH_CAPACITY, MAX_BATCH_CAPACITY);
+                // Room for the partition's last batch and an eighth more (batches of a steady
+                // stream stay about the same size), within the batch size.
+                let last = state.last_size.get(&tp).copied().unwrap_or(0);
+                let capacity = (last + last / 8)
+                    .clamp(MIN_BATCH_BUFFER, batch_size.max(MIN_BATCH_BUFFER))
+                    .max(mephisto_wire::record::BATCH_HEADER_SIZE + record.size_bound());
                 let now = now.unwrap_or_else(Instant::now);
-                slot.insert(Batch::with_capacity(id, tp, now, &self.tracker, capacity))
+                slot.insert(Batch::with_capacity(
+                    id,
+                    tp.clone(),
+                    now,
+                    &self.tracker,
+                    &self.pool,
+                    capacity,
+                ))
             }
         };
-        let Some(slot) = open.push(record, permit, &self.memory) else {
+        let mut spare = permit.num_permits() + std::mem::take(&mut state.credit);
+        permit.forget();
+        let pushed = open.push(&record, &mut spare, &self.memory, batch_size);
+        if spare >= self.credit_return || self.memory_waiters.load(Ordering::Relaxed) > 0 {
+            self.memory.add_permits(spare);
+        } else {
+            state.credit = spare;
+        }
+        let Some(slot) = pushed else {
             return Err(ProduceError::Closed);
         };
-        if open.size >= self.config.batch_size {
-            queue.seal_open();
+        if open.size >= batch_size {
+            if let Some(size) = queue.seal_open() {
+                remember_size(&mut state.last_size, &tp, size);
+            }
             wake = true;
         }
         drop(guard);
         if wake {
             self.wakeup.notify_one();
         }
-        Ok(Appended { slot, partition })
+        Ok(Appended { slot })
+    }
+
+    /// Frees the idle batch buffers if nothing is queued or unfinished (the sender calls it
+    /// before it goes idle).
+    pub(crate) fn release_idle_buffers(&self) {
+        if self.tracker.len() == 0 {
+            self.pool.clear();
+            let mut state = self.state();
+            self.return_credit(&mut state);
+        }
     }
 
     /// Whether `record` does not fit in the non-empty batch `open`.
@@ -350,9 +441,14 @@ impl Accumulator {
     pub(crate) fn drain(&self, now: Instant, mut admit: impl FnMut(&Batch) -> bool) -> Drained {
         let memory_pressure = self.memory_waiters.load(Ordering::SeqCst) > 0;
         let mut out = Drained::default();
-        let mut state = self.state();
+        let mut guard = self.state();
+        let state = &mut *guard;
         let closed = state.closed;
         let flush_upto = state.flush_upto;
+        if memory_pressure {
+            self.return_credit(state);
+        }
+        let last_size = &mut state.last_size;
         let linger = self.config.linger;
         let timeout = self.config.delivery_timeout;
         let wake = |at: Instant, next: &mut Option<Instant>| {
@@ -399,7 +495,7 @@ impl Accumulator {
                     } else {
                         let open = queue.open.take();
                         if let Some(b) = &open {
-                            queue.last_count = b.record_count();
+                            remember_size(last_size, &b.tp, b.size);
                         }
                         open
                     };
@@ -638,7 +734,8 @@ mod tests {
         let Ok(cost) = acc.check_size(&r) else {
             panic!("cost")
         };
-        // Room for exactly three records.
+        // Room for three records: each reserves its bound and a batch header to enter, and
+        // the batch keeps what its buffer needs (the header once, the records' exact sizes).
         let acc = Arc::new(Accumulator::new(config(1_000_000, 3 * cost)));
         let t0 = Instant::now();
         let mut rxs = Vec::new();
@@ -653,7 +750,12 @@ mod tests {
             };
             rxs.push(appended.slot);
         }
-        assert_eq!(acc.available_memory(), 0);
+        let free = acc.available_memory();
+        assert!(free < cost, "{free} bytes free, a record needs {cost}");
+        assert!(
+            free > 0,
+            "the records gave back what their batch did not need"
+        );
 
         // The fourth blocks...
         let waiter = {
@@ -665,7 +767,10 @@ mod tests {
             !waiter.is_finished(),
             "send must wait while the buffer is full"
         );
-        assert_eq!(acc.available_memory(), 0, "the budget is never exceeded");
+        assert!(
+            acc.available_memory() < cost,
+            "the budget is never exceeded"
+        );
         // ...and makes the lingering batch ready at once (memory pressure).
         let d = acc.drain(t0, |_| true);
         assert_eq!(d.batches.len(), 1);
@@ -680,6 +785,59 @@ mod tests {
             let meta = rx.await.ok();
             assert_eq!(meta.map(|m| m.offset), Some(i as i64));
         }
+        // The waiter's permit was dropped: everything is back.
+        assert_eq!(acc.available_memory(), 3 * cost);
+    }
+
+    /// A batch holds the capacity of its buffer, which grows only as far as the budget pays
+    /// for: whatever the records, what batches hold never exceeds `buffer_memory`, and it all
+    /// comes back when they finish.
+    #[test]
+    fn batches_hold_their_buffer_capacity_within_the_budget() {
+        let buffer = 64 * 1024;
+        let acc = Accumulator::new(config(16 * 1024, buffer));
+        let t0 = Instant::now();
+        let mut appended = 0;
+        for i in 0..10_000usize {
+            let r = record(50 + (i * 37) % 400);
+            let Ok(cost) = acc.check_size(&r) else {
+                panic!("cost")
+            };
+            let Ok(Some(permit)) = acc.try_reserve(cost) else {
+                break; // full: `send` would wait here
+            };
+            let partition = (i % 3) as i32;
+            match acc.append("t", Target::Partition(partition), r, permit, Some(t0)) {
+                Ok(_) => appended += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(appended > 100, "{appended} records appended");
+        let mut held = 0;
+        let mut data = 0;
+        acc.for_each_queued(|b| {
+            held += b.held_memory();
+            data += b.size;
+        });
+        let free = acc.available_memory();
+        assert_eq!(held + free, buffer, "every byte is a batch's or free");
+        assert!(
+            data <= held,
+            "{data} bytes of batches in {held} bytes of buffers"
+        );
+        assert!(free < 1024, "the budget is used: {free} free");
+        let mut drained = Vec::new();
+        loop {
+            let d = acc.drain(t0 + Duration::from_secs(1), |_| true);
+            if d.batches.is_empty() {
+                break;
+            }
+            drained.extend(d.batches);
+        }
+        for b in drained {
+            b.succeed(0, -1);
+        }
+        assert_eq!(acc.available_memory(), buffer);
     }
 
     #[tokio::test]
@@ -786,7 +944,7 @@ mod tests {
                 available: vec![0, 1, 2, 3].into(),
             };
             match acc.append("t", target, r, permit, Some(t0)) {
-                Ok(a) => parts.push(a.partition),
+                Ok(a) => parts.push(a.slot.partition()),
                 Err(e) => panic!("{e}"),
             }
         }

@@ -1,13 +1,20 @@
 //! [`Batch`]: the records of one partition that travel together, from the first `send` to the
 //! broker's answer, and the size arithmetic the accumulator fills batches with.
 //!
-//! A batch starts as owned records ([`Payload::Records`]); the sender encodes it into a v2
-//! record batch with the wire encoder when it drains it ([`Batch::encode`]), which is also when
-//! an idempotent batch gets its sequence, and from then on it keeps only the encoded bytes
-//! (retries resend exactly those). It ends in [`Batch::succeed`] or [`Batch::fail`], which
-//! resolve every record's future; dropping it releases its buffer memory and tells the
-//! [`Tracker`] (what `flush` waits on) that it is done, even if it is dropped unresolved (the
-//! records then fail with [`ProduceError::Closed`]).
+//! A batch is one buffer from start to end: each record is encoded into it when it is queued
+//! ([`Batch::push`], after a 61-byte placeholder for the batch header), so the producer keeps
+//! no per-record allocation and the application's key and value are freed (on its own thread)
+//! as soon as they are copied. The sender seals it when it drains it ([`Batch::encode`]):
+//! it writes the header (producer id, epoch and sequence: an idempotent batch gets its sequence
+//! here) and the CRC in place, or compresses the records into a second buffer, and from then
+//! on the batch is those bytes (retries resend exactly them). Buffers come from, and go back
+//! to, a small [`BufferPool`], so batches of similar size reuse the same memory instead of a
+//! `malloc`/`free` of up to `batch_size` bytes per batch on different threads.
+//!
+//! It ends in [`Batch::succeed`] or [`Batch::fail`], which resolve every record's future;
+//! dropping it releases its buffer memory and tells the [`Tracker`] (what `flush` waits on)
+//! that it is done, even if it is dropped unresolved (the records then fail with
+//! [`ProduceError::Closed`]).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -15,11 +22,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use mephisto_wire::compression::Compression;
-use mephisto_wire::record::{
-    BatchEncoder, BatchSpec, EncodeError, NewHeader, NewRecord, BATCH_HEADER_SIZE,
-};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use mephisto_wire::compression::{self, Compression};
+use mephisto_wire::record::{BatchHeader, EncodeError, BATCH_HEADER_SIZE, NO_TIMESTAMP};
+use mephisto_wire::varint::{put_varint, put_varlong};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::producer::error::ProduceError;
 use crate::producer::record::{RecordHeader, RecordMetadata};
@@ -48,11 +54,8 @@ fn nullable_len(len: Option<usize>) -> usize {
     }
 }
 
-/// Memory counted per record on top of its encoded size: the bookkeeping the producer keeps
-/// for it until it is acknowledged (its data handles, its completion channel).
-pub(crate) const RECORD_OVERHEAD: usize = std::mem::size_of::<RecordData>() + 96;
-
-/// A record's data while it waits in an open batch.
+/// A record on its way into a batch: the application's handles, encoded into the batch's
+/// buffer by [`Batch::push`] and dropped right after.
 #[derive(Debug)]
 pub(crate) struct RecordData {
     pub(crate) key: Option<Bytes>,
@@ -84,10 +87,158 @@ impl RecordData {
     /// The record's exact encoded size at `offset_delta` in a batch whose first timestamp is
     /// `base_timestamp`.
     pub(crate) fn size_at(&self, offset_delta: i32, base_timestamp: i64) -> usize {
-        let inner = self.body_len()
-            + varlong_len(self.timestamp.wrapping_sub(base_timestamp))
-            + varint_len(offset_delta);
+        let inner = self.inner_len(offset_delta, base_timestamp);
         inner + varint_len(i32::try_from(inner).unwrap_or(i32::MAX))
+    }
+
+    /// The size after the length prefix.
+    fn inner_len(&self, offset_delta: i32, base_timestamp: i64) -> usize {
+        self.body_len()
+            + varlong_len(self.timestamp.wrapping_sub(base_timestamp))
+            + varint_len(offset_delta)
+    }
+
+    /// Appends the record as Kafka's v2 format lays it out (exactly
+    /// [`size_at`](Self::size_at) bytes). Lengths were bounded by `check_size` (below
+    /// `max_request_size`, itself at most `i32::MAX`).
+    fn encode_into(&self, out: &mut Vec<u8>, offset_delta: i32, base_timestamp: i64) {
+        fn len_i32(n: usize) -> i32 {
+            i32::try_from(n).unwrap_or(i32::MAX)
+        }
+        fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+            match bytes {
+                None => put_varint(out, -1),
+                Some(b) => {
+                    put_varint(out, len_i32(b.len()));
+                    out.extend_from_slice(b);
+                }
+            }
+        }
+        put_varint(out, len_i32(self.inner_len(offset_delta, base_timestamp)));
+        out.push(0); // attributes
+        put_varlong(out, self.timestamp.wrapping_sub(base_timestamp));
+        put_varint(out, offset_delta);
+        put_nullable(out, self.key.as_deref());
+        put_nullable(out, self.value.as_deref());
+        put_varint(out, len_i32(self.headers.len()));
+        for h in &self.headers {
+            put_nullable(out, Some(h.key.as_bytes()));
+            put_nullable(out, h.value.as_deref());
+        }
+    }
+}
+
+/// Idle batch buffers kept for the next batches, up to `max_idle_bytes` of capacity.
+///
+/// A batch takes a buffer when it opens ([`take`](Self::take)); the buffer comes back when the
+/// batch is finished and the last reference to its bytes is gone (the encoded [`Bytes`] own
+/// a [`PooledBuf`]). Buffers that do not fit under the cap are freed.
+#[derive(Debug)]
+pub(crate) struct BufferPool {
+    idle: Mutex<Idle>,
+    max_idle_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    buffers: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `max_idle_bytes` of idle capacity.
+    pub(crate) fn new(max_idle_bytes: usize) -> Self {
+        BufferPool {
+            idle: Mutex::new(Idle::default()),
+            max_idle_bytes,
+        }
+    }
+
+    /// The smallest idle buffer with a capacity in `min..=max`, emptied, if there is one.
+    pub(crate) fn take(&self, min: usize, max: usize) -> Option<Vec<u8>> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let best = idle
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| (min..=max).contains(&b.capacity()))
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)?;
+        let buf = idle.buffers.swap_remove(best);
+        idle.bytes -= buf.capacity();
+        Some(buf)
+    }
+
+    /// Keeps `buf` for a later batch if there is room, else frees it (or the smallest idle
+    /// buffers, to keep the larger one).
+    pub(crate) fn give(&self, mut buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if cap == 0 || cap > self.max_idle_bytes {
+            return;
+        }
+        buf.clear();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut freed = Vec::new();
+        while idle.bytes + cap > self.max_idle_bytes {
+            let Some((i, _)) = idle
+                .buffers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.capacity())
+            else {
+                break;
+            };
+            if idle.buffers[i].capacity() >= cap {
+                // Every idle buffer is at least as large: drop the new one instead.
+                drop(idle);
+                return;
+            }
+            let small = idle.buffers.swap_remove(i);
+            idle.bytes -= small.capacity();
+            freed.push(small);
+        }
+        idle.bytes += cap;
+        idle.buffers.push(buf);
+        drop(idle);
+        drop(freed);
+    }
+
+    /// Frees every idle buffer (the producer has nothing queued or in flight).
+    pub(crate) fn clear(&self) {
+        let buffers = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.bytes = 0;
+            std::mem::take(&mut idle.buffers)
+        };
+        drop(buffers);
+    }
+
+    /// Capacity of the idle buffers.
+    #[cfg(test)]
+    pub(crate) fn idle_bytes(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
+    }
+}
+
+/// An encoded batch's buffer: the owner behind its [`Bytes`], given back to the pool when the
+/// last reference is dropped (after the request is written and the batch is finished).
+struct PooledBuf {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for PooledBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
     }
 }
 
@@ -206,6 +357,13 @@ pub(crate) struct RecordSlot {
     pub(crate) registered: Option<Waker>,
 }
 
+impl RecordSlot {
+    /// The partition of the record's batch.
+    pub(crate) fn partition(&self) -> i32 {
+        self.result.tp.partition
+    }
+}
+
 impl std::future::Future for RecordSlot {
     type Output = DeliveryResult;
 
@@ -216,11 +374,11 @@ impl std::future::Future for RecordSlot {
     }
 }
 
-/// A batch's records: owned until encoded, then the encoded v2 batch.
+/// A batch's bytes: records being added, then the encoded v2 batch.
 #[derive(Debug)]
 pub(crate) enum Payload {
-    /// Not encoded yet.
-    Records(Vec<RecordData>),
+    /// Taking records: a zeroed batch header, then the uncompressed records.
+    Open(Vec<u8>),
     /// Encoded; `base_sequence` is set when it carries a producer id.
     Encoded {
         bytes: Bytes,
@@ -320,6 +478,11 @@ pub(crate) struct Batch {
     pub(crate) size: usize,
     /// Timestamp of the first record (the batch's base timestamp).
     base_timestamp: Option<i64>,
+    /// Largest record timestamp.
+    max_timestamp: i64,
+    /// Capacity the buffer is allocated with at the first record (the accumulator's guess
+    /// from the partition's previous batch).
+    hint: usize,
     /// Produce attempts so far.
     pub(crate) attempts: u32,
     /// Why the last attempt failed, if one did (named when the batch finally times out).
@@ -332,15 +495,19 @@ pub(crate) struct Batch {
     /// Number of records.
     count: usize,
     result: Arc<BatchResult>,
-    /// The buffer memory its records hold, released when the batch is finished or dropped.
+    /// The buffer memory it holds (its buffer's capacity), released when the batch is
+    /// finished or dropped.
     memory: Option<Reserved>,
     ticket: Option<Ticket>,
+    /// Where the buffer goes back.
+    pool: Arc<BufferPool>,
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
         // Release memory and the tracker before any result is visible (see `finish`); a batch
         // dropped unresolved fails its records with `Closed`.
+        self.release_buffer();
         self.memory = None;
         self.ticket = None;
         self.result.complete(Outcome::Failed(ProduceError::Closed));
@@ -348,18 +515,21 @@ impl Drop for Batch {
 }
 
 impl Batch {
-    /// An empty batch registered in `tracker`.
+    /// An empty batch registered in `tracker`, with a buffer of its own.
     #[cfg(test)]
     pub(crate) fn new(id: u64, tp: TopicPartition, now: Instant, tracker: &Arc<Tracker>) -> Self {
-        Self::with_capacity(id, tp, now, tracker, 0)
+        let pool = Arc::new(BufferPool::new(0));
+        Self::with_capacity(id, tp, now, tracker, &pool, 0)
     }
 
-    /// An empty batch registered in `tracker`, with room for `capacity` records.
+    /// An empty batch registered in `tracker`; its first record takes a buffer from `pool`
+    /// of about `capacity` bytes (header included), as the memory allows.
     pub(crate) fn with_capacity(
         id: u64,
         tp: TopicPartition,
         now: Instant,
         tracker: &Arc<Tracker>,
+        pool: &Arc<BufferPool>,
         capacity: usize,
     ) -> Self {
         tracker.insert(id);
@@ -370,17 +540,35 @@ impl Batch {
             created: now,
             size: BATCH_HEADER_SIZE,
             base_timestamp: None,
+            max_timestamp: NO_TIMESTAMP,
+            hint: capacity,
             attempts: 0,
             last_error: None,
             retry_at: None,
             full: false,
-            payload: Payload::Records(Vec::with_capacity(capacity)),
+            payload: Payload::Open(Vec::new()),
             count: 0,
             memory: None,
             ticket: Some(Ticket {
                 id,
                 tracker: Arc::clone(tracker),
             }),
+            pool: Arc::clone(pool),
+        }
+    }
+
+    /// Bytes of buffer memory the batch holds.
+    #[cfg(test)]
+    pub(crate) fn held_memory(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.permits)
+    }
+
+    /// Gives the buffer back to the pool (an encoded one goes back once the last reference
+    /// to its bytes is dropped).
+    fn release_buffer(&mut self) {
+        match std::mem::replace(&mut self.payload, Payload::Open(Vec::new())) {
+            Payload::Open(buf) => self.pool.give(buf),
+            Payload::Encoded { bytes, .. } => drop(bytes),
         }
     }
 
@@ -396,38 +584,95 @@ impl Batch {
         self.size + record.size_at(delta, base)
     }
 
-    /// Appends a record with its memory permit (of the semaphore `memory`), which the batch
-    /// then holds; returns where its result will be. `None` if the batch is already encoded
-    /// (never the case for the accumulator's open batches).
+    /// Encodes a record into the batch; returns where its result will be. `None` if the batch
+    /// is already encoded (never the case for the accumulator's open batches).
+    ///
+    /// The batch holds permits of `memory` for its buffer's capacity. `spare` is the memory
+    /// the caller holds for this record (at least its size bound plus a batch header, so that
+    /// it always fits): when the buffer must grow, the growth is paid from `spare`, then from
+    /// `memory` if it has permits free, and the buffer grows only as far as that pays for
+    /// (at most by half, not past `max_size` unless the record needs it; the first record
+    /// allocates the buffer at the batch's capacity hint). What is left of `spare` stays the
+    /// caller's.
     pub(crate) fn push(
         &mut self,
-        record: RecordData,
-        permit: SemaphorePermit<'_>,
+        record: &RecordData,
+        spare: &mut usize,
         memory: &Arc<Semaphore>,
+        max_size: usize,
     ) -> Option<RecordSlot> {
-        let size = self.size_with(&record);
-        let Payload::Records(records) = &mut self.payload else {
+        let Payload::Open(buf) = &mut self.payload else {
             return None;
         };
         let index = u32::try_from(self.count).ok()?;
+        let delta = i32::try_from(self.count).ok()?;
+        let base = self.base_timestamp.unwrap_or(record.timestamp);
+        let size = record.size_at(delta, base);
+        let needed = self.size + size;
+        let cap = buf.capacity();
+        if needed > cap {
+            let want = if cap == 0 {
+                self.hint.max(needed)
+            } else {
+                needed.max((cap + cap / 2).min(max_size.max(needed)))
+            };
+            // The first record takes an idle buffer of about that size if there is one.
+            let pooled = if cap == 0 {
+                self.pool.take(want, want.saturating_mul(2))
+            } else {
+                None
+            };
+            let want = pooled.as_ref().map_or(want, Vec::capacity);
+            let short = (want - cap).saturating_sub(*spare);
+            if short > 0 {
+                if let Some(more) = u32::try_from(short)
+                    .ok()
+                    .and_then(|n| memory.try_acquire_many(n).ok())
+                {
+                    more.forget();
+                    *spare += short;
+                }
+            }
+            // At least `needed`: `spare` covers the record and a header.
+            let grow_to = want.min(cap + *spare).max(needed);
+            if cap == 0 {
+                *buf = match pooled {
+                    Some(pooled) if pooled.capacity() <= grow_to => pooled,
+                    other => {
+                        if let Some(pooled) = other {
+                            self.pool.give(pooled);
+                        }
+                        Vec::with_capacity(grow_to)
+                    }
+                };
+                buf.extend_from_slice(&[0u8; BATCH_HEADER_SIZE]);
+            } else {
+                buf.reserve_exact(grow_to - buf.len());
+            }
+            let paid = (buf.capacity() - cap).min(*spare);
+            *spare -= paid;
+            let reserved = self.memory.get_or_insert_with(|| Reserved {
+                memory: Arc::clone(memory),
+                permits: 0,
+            });
+            reserved.permits += paid;
+        }
+        record.encode_into(buf, delta, base);
+        debug_assert_eq!(buf.len(), needed, "size_at and encode_into agree");
         let slot = RecordSlot {
             result: Arc::clone(&self.result),
             index,
             timestamp: record.timestamp,
             registered: None,
         };
-        self.base_timestamp.get_or_insert(record.timestamp);
+        self.base_timestamp = Some(base);
+        self.max_timestamp = if self.count == 0 {
+            record.timestamp
+        } else {
+            self.max_timestamp.max(record.timestamp)
+        };
         self.count += 1;
-        records.push(record);
-        self.size = size;
-        // No reference count per record: the batch holds the semaphore once and releases the
-        // sum of its records' permits.
-        let reserved = self.memory.get_or_insert_with(|| Reserved {
-            memory: Arc::clone(memory),
-            permits: 0,
-        });
-        reserved.permits += permit.num_permits();
-        permit.forget();
+        self.size = needed;
         Some(slot)
     }
 
@@ -435,7 +680,7 @@ impl Batch {
     pub(crate) fn base_sequence(&self) -> Option<i32> {
         match &self.payload {
             Payload::Encoded { base_sequence, .. } => *base_sequence,
-            Payload::Records(_) => None,
+            Payload::Open(_) => None,
         }
     }
 
@@ -443,60 +688,101 @@ impl Batch {
     pub(crate) fn bytes(&self) -> Option<&Bytes> {
         match &self.payload {
             Payload::Encoded { bytes, .. } => Some(bytes),
-            Payload::Records(_) => None,
+            Payload::Open(_) => None,
         }
     }
 
-    /// Encodes the records into a v2 batch with `compression`, stamped with `identity` and
-    /// `base_sequence` when given. Does nothing if already encoded.
+    /// Seals the batch as a v2 batch with `compression`, stamped with `identity` and
+    /// `base_sequence` when given: writes the header and the CRC in front of the records
+    /// (uncompressed: in place, no copy), or compresses the records into a second buffer.
+    /// Does nothing if already encoded.
     pub(crate) fn encode(
         &mut self,
-        encoder: &mut BatchEncoder,
         compression: Compression,
         identity: Option<ProducerIdentity>,
         base_sequence: Option<i32>,
     ) -> Result<(), EncodeError> {
-        let Payload::Records(records) = &self.payload else {
+        /// First byte covered by the CRC, and where the CRC is (protocol notes §3.1).
+        const ATTRIBUTES: usize = 21;
+        const CRC: usize = 17;
+        /// Bytes before the part counted by the batch length.
+        const LOG_OVERHEAD: usize = 12;
+        let Payload::Open(buf) = &mut self.payload else {
             return Ok(());
         };
-        let mut spec = BatchSpec {
-            compression,
-            ..BatchSpec::default()
+        let records = std::mem::take(buf);
+        let mut out = match compression {
+            Compression::None => records,
+            codec => {
+                let body = records.get(BATCH_HEADER_SIZE..).unwrap_or_default();
+                let want = body.len() / 2 + BATCH_HEADER_SIZE + 64;
+                let mut out = self
+                    .pool
+                    .take(want, body.len() + BATCH_HEADER_SIZE + 64)
+                    .unwrap_or_else(|| Vec::with_capacity(want));
+                out.extend_from_slice(&[0u8; BATCH_HEADER_SIZE]);
+                if let Err(error) = compression::compress(codec, body, &mut out) {
+                    self.pool.give(out);
+                    self.payload = Payload::Open(records);
+                    return Err(error.into());
+                }
+                self.pool.give(records);
+                out
+            }
         };
         let stamped = match (identity, base_sequence) {
-            (Some(id), Some(seq)) => {
-                spec.producer_id = id.producer_id;
-                spec.producer_epoch = id.epoch;
-                spec.base_sequence = seq;
-                Some(seq)
-            }
+            (Some(_), Some(seq)) => Some(seq),
             _ => None,
         };
-        let mut out = Vec::with_capacity(match compression {
-            Compression::None => self.size,
-            _ => self.size / 2 + BATCH_HEADER_SIZE,
-        });
-        {
-            let mut writer = encoder.writer(&spec, &mut out);
-            let mut headers: Vec<NewHeader<'_>> = Vec::new();
-            for r in records {
-                headers.clear();
-                headers.extend(r.headers.iter().map(|h| NewHeader {
-                    key: &h.key,
-                    value: h.value.as_deref(),
-                }));
-                let record = NewRecord {
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
-                    headers: &headers,
-                    timestamp: r.timestamp,
-                };
-                writer.append(&record)?;
-            }
-            writer.finish()?;
+        let size = out.len();
+        let Ok(batch_length) = i32::try_from(size - LOG_OVERHEAD) else {
+            self.pool.give(out);
+            return Err(EncodeError::BatchTooLarge { size });
+        };
+        let count = i32::try_from(self.count).map_err(|_| EncodeError::TooManyRecords)?;
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length,
+            partition_leader_epoch: mephisto_wire::record::NO_PARTITION_LEADER_EPOCH,
+            magic: 2,
+            crc: 0,
+            attributes: compression.attribute_bits(),
+            last_offset_delta: (count - 1).max(0),
+            base_timestamp: self.base_timestamp.unwrap_or(NO_TIMESTAMP),
+            max_timestamp: if count > 0 {
+                self.max_timestamp
+            } else {
+                NO_TIMESTAMP
+            },
+            producer_id: identity.map_or(mephisto_wire::record::NO_PRODUCER_ID, |i| {
+                if stamped.is_some() {
+                    i.producer_id
+                } else {
+                    mephisto_wire::record::NO_PRODUCER_ID
+                }
+            }),
+            producer_epoch: identity.map_or(mephisto_wire::record::NO_PRODUCER_EPOCH, |i| {
+                if stamped.is_some() {
+                    i.epoch
+                } else {
+                    mephisto_wire::record::NO_PRODUCER_EPOCH
+                }
+            }),
+            base_sequence: stamped.unwrap_or(mephisto_wire::record::NO_SEQUENCE),
+            record_count: count,
+        };
+        if let Some(h) = out.first_chunk_mut::<BATCH_HEADER_SIZE>() {
+            header.encode(h);
+        }
+        let crc = crc32c::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
+        if let Some(dst) = out.get_mut(CRC..CRC + 4) {
+            dst.copy_from_slice(&crc.to_be_bytes());
         }
         self.payload = Payload::Encoded {
-            bytes: Bytes::from(out),
+            bytes: Bytes::from_owner(PooledBuf {
+                buf: out,
+                pool: Arc::clone(&self.pool),
+            }),
             base_sequence: stamped,
         };
         Ok(())
@@ -528,7 +814,7 @@ impl Batch {
     /// is visible, so a caller that sees its result can already use the freed memory and a
     /// `flush` that returns finds the batch finished; then publishes `outcome`.
     fn finish(mut self, outcome: Outcome) {
-        self.payload = Payload::Records(Vec::new());
+        self.release_buffer();
         self.memory = None;
         self.ticket = None;
         self.result.complete(outcome);
@@ -565,6 +851,20 @@ mod tests {
         assert_eq!(varlong_len(1_700_000_000_000), 6);
     }
 
+    /// Pushes `r` with the reservation `send` takes for it (its bound and a batch header),
+    /// giving back what the batch did not keep.
+    fn push_with(batch: &mut Batch, r: &RecordData, sem: &Arc<Semaphore>) -> Option<RecordSlot> {
+        let cost = r.size_bound() + BATCH_HEADER_SIZE;
+        let Ok(permit) = sem.try_acquire_many(cost as u32) else {
+            panic!("permits")
+        };
+        permit.forget();
+        let mut spare = cost;
+        let slot = batch.push(r, &mut spare, sem, 1 << 20);
+        sem.add_permits(spare);
+        slot
+    }
+
     fn record(key: &[u8], value: usize, ts: i64) -> RecordData {
         RecordData {
             key: Some(Bytes::copy_from_slice(key)),
@@ -585,17 +885,10 @@ mod tests {
         for (i, value) in [0usize, 5, 100, 300, 20_000].into_iter().enumerate() {
             let r = record(b"key", value, 1_700_000_000_000 + 1000 * i as i64);
             assert!(r.size_at(i as i32, 1_700_000_000_000) <= r.size_bound());
-            let permit = sem.try_acquire_many(10);
-            let Ok(permit) = permit else {
-                panic!("permits")
-            };
-            assert!(batch.push(r, permit, &sem).is_some());
+            assert!(push_with(&mut batch, &r, &sem).is_some());
         }
         let expected = batch.size;
-        let mut encoder = BatchEncoder::new();
-        assert!(batch
-            .encode(&mut encoder, Compression::None, None, None)
-            .is_ok());
+        assert!(batch.encode(Compression::None, None, None).is_ok());
         let bytes = batch.bytes().cloned().unwrap_or_default();
         assert_eq!(bytes.len(), expected, "predicted size is the encoded size");
         let batches: Vec<_> = RecordBatches::new(bytes, DecodeOptions::default()).collect();
@@ -606,17 +899,148 @@ mod tests {
         assert_eq!(sem.available_permits(), 1 << 20, "memory is released");
     }
 
+    /// Records encoded at `push` and sealed by `encode` give the same bytes as the wire
+    /// crate's batch encoder, for every codec, with and without a producer id; the buffers go
+    /// back to the pool once the batch and its bytes are gone.
+    #[test]
+    fn encoding_matches_the_wire_encoder_and_buffers_are_reused() {
+        use mephisto_wire::record::{BatchEncoder, BatchSpec, NewHeader, NewRecord};
+        let tracker = Arc::new(Tracker::default());
+        let sem = Arc::new(Semaphore::new(1 << 20));
+        let pool = Arc::new(BufferPool::new(1 << 20));
+        let records: Vec<RecordData> = (0..50i64)
+            .map(|i| RecordData {
+                key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
+                value: (i % 7 != 0)
+                    .then(|| Bytes::from(vec![b'a' + (i % 26) as u8; 90 + i as usize])),
+                headers: (0..(i % 3))
+                    .map(|h| RecordHeader {
+                        key: format!("h{h}"),
+                        value: (h != 1).then(|| Bytes::from_static(b"v")),
+                    })
+                    .collect(),
+                // Out of order on purpose: the max timestamp is not the last one.
+                timestamp: 1_700_000_000_000 + (i * 37) % 11 - 5,
+            })
+            .collect();
+        let identity = ProducerIdentity {
+            producer_id: 77,
+            epoch: 3,
+        };
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            for stamp in [None, Some((identity, 1234))] {
+                let mut batch = Batch::with_capacity(
+                    1,
+                    TopicPartition::new("t", 0),
+                    Instant::now(),
+                    &tracker,
+                    &pool,
+                    100,
+                );
+                for r in &records {
+                    assert!(push_with(&mut batch, r, &sem).is_some());
+                }
+                let encoded = batch.encode(compression, stamp.map(|s| s.0), stamp.map(|s| s.1));
+                assert!(encoded.is_ok(), "{encoded:?}");
+                let ours = batch.bytes().cloned().unwrap_or_default();
+
+                let mut spec = BatchSpec {
+                    compression,
+                    ..BatchSpec::default()
+                };
+                if let Some((id, seq)) = stamp {
+                    spec.producer_id = id.producer_id;
+                    spec.producer_epoch = id.epoch;
+                    spec.base_sequence = seq;
+                }
+                let headers: Vec<Vec<NewHeader<'_>>> = records
+                    .iter()
+                    .map(|r| {
+                        r.headers
+                            .iter()
+                            .map(|h| NewHeader {
+                                key: &h.key,
+                                value: h.value.as_deref(),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let new: Vec<NewRecord<'_>> = records
+                    .iter()
+                    .zip(&headers)
+                    .map(|(r, h)| NewRecord {
+                        key: r.key.as_deref(),
+                        value: r.value.as_deref(),
+                        headers: h,
+                        timestamp: r.timestamp,
+                    })
+                    .collect();
+                let mut theirs = Vec::new();
+                let done = BatchEncoder::new().encode(&spec, &new, &mut theirs);
+                assert!(done.is_ok(), "{done:?}");
+                assert_eq!(&ours[..], &theirs[..], "{compression:?} {stamp:?}");
+                assert_eq!(batch.base_sequence(), stamp.map(|s| s.1));
+                drop(ours);
+                batch.succeed(0, -1);
+                assert!(pool.idle_bytes() > 0, "the buffer went back to the pool");
+            }
+        }
+        // A new batch takes an idle buffer instead of allocating (for its first record).
+        pool.clear();
+        pool.give(Vec::with_capacity(5000));
+        let idle = pool.idle_bytes();
+        let mut batch = Batch::with_capacity(
+            2,
+            TopicPartition::new("t", 0),
+            Instant::now(),
+            &tracker,
+            &pool,
+            4000,
+        );
+        assert_eq!(pool.idle_bytes(), idle, "no buffer before the first record");
+        assert!(push_with(&mut batch, &records[1], &sem).is_some());
+        assert_eq!(pool.idle_bytes(), 0, "the idle buffer was taken");
+        drop(batch);
+        assert_eq!(pool.idle_bytes(), idle);
+        pool.clear();
+        assert_eq!(pool.idle_bytes(), 0);
+        assert_eq!(sem.available_permits(), 1 << 20);
+    }
+
+    /// The pool keeps at most its cap of idle capacity, preferring larger buffers.
+    #[test]
+    fn pool_keeps_within_its_cap() {
+        let pool = BufferPool::new(10_000);
+        pool.give(Vec::with_capacity(4000));
+        pool.give(Vec::with_capacity(4000));
+        assert!(pool.idle_bytes() >= 8000);
+        // Too large for the cap: freed.
+        pool.give(Vec::with_capacity(20_000));
+        assert!(pool.idle_bytes() <= 10_000);
+        // Larger than the idle ones: replaces a small one.
+        pool.give(Vec::with_capacity(6000));
+        assert!(pool.idle_bytes() <= 10_000, "{}", pool.idle_bytes());
+        let big = pool.take(5000, 8000).map(|b| b.capacity());
+        assert_eq!(big, Some(6000), "the smallest that fits");
+        assert!(pool.take(5000, 8000).is_none(), "none left in range");
+        assert!(pool.take(1000, 3000).is_none());
+        assert_eq!(pool.take(1000, 4000).map(|b| b.capacity()), Some(4000));
+    }
+
     #[tokio::test]
     async fn results_carry_offsets_and_failures() {
         let tracker = Arc::new(Tracker::default());
-        let sem = Arc::new(Semaphore::new(100));
+        let sem = Arc::new(Semaphore::new(1 << 20));
         let mut batch = Batch::new(3, TopicPartition::new("t", 2), Instant::now(), &tracker);
         let mut rxs = Vec::new();
         for i in 0..3 {
-            let Ok(permit) = sem.try_acquire_many(1) else {
-                panic!("permits")
-            };
-            rxs.push(batch.push(record(b"k", 1, 100 + i), permit, &sem));
+            rxs.push(push_with(&mut batch, &record(b"k", 1, 100 + i), &sem));
         }
         batch.succeed(40, -1);
         for (i, rx) in rxs.into_iter().enumerate() {
@@ -627,10 +1051,7 @@ mod tests {
             assert_eq!(meta.timestamp, 100 + i as i64);
         }
         let mut batch = Batch::new(4, TopicPartition::new("t", 2), Instant::now(), &tracker);
-        let Ok(permit) = sem.try_acquire_many(1) else {
-            panic!("permits")
-        };
-        let rx = batch.push(record(b"k", 1, 1), permit, &sem);
+        let rx = push_with(&mut batch, &record(b"k", 1, 1), &sem);
         drop(batch);
         let Some(rx) = rx else { panic!("receiver") };
         assert!(
@@ -646,14 +1067,18 @@ mod tests {
     async fn one_result_wakes_every_record_of_the_batch() {
         let tracker = Arc::new(Tracker::default());
         let sem = Arc::new(Semaphore::new(1000));
-        let mut batch =
-            Batch::with_capacity(7, TopicPartition::new("t", 1), Instant::now(), &tracker, 4);
+        let pool = Arc::new(BufferPool::new(1 << 20));
+        let mut batch = Batch::with_capacity(
+            7,
+            TopicPartition::new("t", 1),
+            Instant::now(),
+            &tracker,
+            &pool,
+            4,
+        );
         let mut slots = Vec::new();
         for i in 0..6 {
-            let Ok(permit) = sem.try_acquire_many(10) else {
-                panic!("permits")
-            };
-            let Some(slot) = batch.push(record(b"k", 1, 500 + i), permit, &sem) else {
+            let Some(slot) = push_with(&mut batch, &record(b"k", 1, 500 + i), &sem) else {
                 panic!("slot")
             };
             slots.push(slot);
@@ -710,13 +1135,8 @@ mod tests {
     #[tokio::test]
     async fn failures_and_log_append_time_reach_every_record() {
         let tracker = Arc::new(Tracker::default());
-        let sem = Arc::new(Semaphore::new(100));
-        let push = |batch: &mut Batch, ts| {
-            let Ok(permit) = sem.try_acquire_many(1) else {
-                panic!("permits")
-            };
-            batch.push(record(b"k", 1, ts), permit, &sem)
-        };
+        let sem = Arc::new(Semaphore::new(1 << 20));
+        let push = |batch: &mut Batch, ts| push_with(batch, &record(b"k", 1, ts), &sem);
         let mut batch = Batch::new(1, TopicPartition::new("t", 0), Instant::now(), &tracker);
         let slots: Vec<_> = (0..3).filter_map(|i| push(&mut batch, i)).collect();
         batch.fail(ProduceError::Closed);

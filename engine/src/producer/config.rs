@@ -48,14 +48,23 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Largest record, counted with its batch header, that `send` accepts; larger records fail
     /// at once with [`ProduceError::RecordTooLarge`](super::ProduceError::RecordTooLarge). Also
-    /// the bound of the partition data in one Produce request. Default 1 MiB. Java
-    /// `max.request.size`.
+    /// the bound of the partition data in one Produce request (which also takes at most a
+    /// quarter of `buffer_memory`, so that several requests can be in flight; a single larger
+    /// batch goes alone). Default 1 MiB. Java `max.request.size`.
     pub max_request_size: usize,
-    /// Bytes of records the producer may hold (queued, being sent, awaiting acknowledgement).
-    /// Each record counts its encoded size (an upper bound) plus a fixed bookkeeping cost of
-    /// about 200 bytes (its handles and completion channel), so the budget bounds the real
-    /// memory, not only the payload. When it is used up, `send` waits until batches complete:
-    /// the buffer never grows past it. Default 32 MiB. Java `buffer.memory`.
+    /// Bytes the producer may hold for records (queued, being sent, awaiting
+    /// acknowledgement). Records are encoded into their batch's buffer when they are queued,
+    /// and the budget counts those buffers' capacity, so it bounds the real memory, not an
+    /// estimate (only a few idle buffers kept for reuse, at most 1/16 of it, are outside).
+    /// When it is used up, `send` waits until batches complete: the buffer never grows past
+    /// it. To enter, a record needs its size plus a batch header (61 bytes) free.
+    ///
+    /// Default 1 MiB, below Java's 32 MiB: the producer's throughput needs only what is in
+    /// flight, about the rate times the acknowledgement latency (1 MiB carries 100 MB/s at
+    /// 10 ms), and on loopback a larger buffer only lets the application run further ahead
+    /// (see BENCHMARKS.md). Raise it for brokers far away or slow to acknowledge, and above
+    /// `batch_size` when many partitions should fill whole batches at once. Java
+    /// `buffer.memory`.
     pub buffer_memory: usize,
     /// Codec of every batch. Default none. Java `compression.type`.
     pub compression: Compression,
@@ -96,7 +105,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             batch_size: 1_000_000,
             max_request_size: 1024 * 1024,
-            buffer_memory: 32 * 1024 * 1024,
+            buffer_memory: 1024 * 1024,
             compression: Compression::None,
             idempotence: None,
             retries: u32::MAX,

@@ -18,11 +18,12 @@
 //! 1. [`Producer::send`] (or [`Producer::enqueue`]) checks the record's size, waits for the
 //!    topic's metadata if it is not cached, picks the partition ([`partitioner`]: murmur2 of the
 //!    key as Java does, sticky for unkeyed records), takes buffer memory (waiting while
-//!    `buffer_memory` is used up) and appends the record to its partition's open batch
-//!    (`accumulator`).
+//!    `buffer_memory` is used up) and encodes the record straight into its partition's open
+//!    batch buffer (`accumulator`, `batch`): the application's key and value are freed on its
+//!    own thread as soon as they are copied, and the producer keeps no allocation per record.
 //! 2. The sender task (`sender`) drains batches that are full, have lingered, or are being
-//!    flushed, encodes them with the wire crate's batch encoder (compression, producer id and
-//!    sequence), and sends one Produce request per leader broker.
+//!    flushed, seals them (batch header with producer id and sequence, CRC; compression), and
+//!    sends one Produce request per leader broker.
 //! 3. The broker's answer resolves every record's future with its offset, or the batch is
 //!    retried ([`sequence`] sorts the error codes), or its records fail with a
 //!    [`ProduceError`].
@@ -81,14 +82,15 @@ pub use topic_partition::TopicPartition;
 #[derive(Debug)]
 #[must_use = "a delivery does nothing unless awaited; dropping it does not cancel the record"]
 pub struct Delivery {
+    /// The record's place in its batch (40 bytes: an application that keeps many deliveries
+    /// pending holds this much per record).
     slot: RecordSlot,
-    partition: i32,
 }
 
 impl Delivery {
     /// The partition the record was queued for.
     pub fn partition(&self) -> i32 {
-        self.partition
+        self.slot.partition()
     }
 }
 
@@ -191,7 +193,10 @@ impl Producer {
                 retry_backoff: config.retry_backoff,
                 retry_backoff_max: config.retry_backoff_max,
                 max_in_flight: config.max_in_flight,
-                max_request_size: config.max_request_size,
+                // A request takes at most a quarter of the buffer, so that with a small
+                // buffer several requests are in flight at once (the broker works on one while
+                // the next is filled) instead of one request holding all of it.
+                max_request_size: config.max_request_size.min(config.buffer_memory / 4).max(1),
                 idempotence,
             },
             Arc::clone(&stats),
@@ -323,7 +328,6 @@ impl Producer {
         let appended = inner.acc.append(&topic, target, data, permit, now)?;
         Ok(Delivery {
             slot: appended.slot,
-            partition: appended.partition,
         })
     }
 

@@ -5,7 +5,7 @@
 //! Each turn: get a producer identity if one is needed and nothing is in flight; look up the
 //! leaders of the queued topics in the cached metadata; drain the ready batches whose leader is
 //! known and whose broker has an in-flight slot (`max_in_flight` Produce requests per broker);
-//! encode them (an idempotent batch gets its sequence here); send one request per broker on a
+//! seal them (an idempotent batch gets its sequence here); send one request per broker on a
 //! task of its own; then wait for a wakeup from the accumulator, a response, a metadata refresh
 //! or the next linger/backoff/expiry deadline.
 //!
@@ -45,7 +45,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use mephisto_wire::compression::Compression;
-use mephisto_wire::record::BatchEncoder;
 use tokio::sync::mpsc;
 
 use crate::error::{EngineError, KafkaError};
@@ -70,6 +69,8 @@ pub(crate) struct SenderConfig {
     pub(crate) retry_backoff: Duration,
     pub(crate) retry_backoff_max: Duration,
     pub(crate) max_in_flight: usize,
+    /// Most bytes of batches in one Produce request (a single larger batch goes alone):
+    /// `max_request_size`, and at most a quarter of `buffer_memory`.
     pub(crate) max_request_size: usize,
     pub(crate) idempotence: IdempotenceMode,
 }
@@ -185,7 +186,6 @@ pub(crate) struct Sender {
     cfg: SenderConfig,
     seq: SequenceTracker,
     identity: Identity,
-    encoder: BatchEncoder,
     broker_in_flight: HashMap<i32, usize>,
     partition_in_flight: HashMap<TopicPartition, usize>,
     /// Partitions with a retried batch, and the highest such batch id: one batch in flight
@@ -226,7 +226,6 @@ impl Sender {
             cfg,
             seq: SequenceTracker::new(),
             identity,
-            encoder: BatchEncoder::new(),
             broker_in_flight: HashMap::new(),
             partition_in_flight: HashMap::new(),
             recovering: HashMap::new(),
@@ -286,6 +285,10 @@ impl Sender {
             if self.acc.is_closed() && self.acc.unfinished() == 0 && self.in_flight() == 0 {
                 tracing::debug!("producer sender stopped");
                 return;
+            }
+            if next_wakeup.is_none() {
+                // Nothing queued or waiting: keep no idle batch buffers while idle.
+                self.acc.release_idle_buffers();
             }
 
             let sleep = async {
@@ -510,7 +513,7 @@ impl Sender {
         };
         let base = identity.map(|_| self.seq.next_sequence(&batch.tp));
         batch
-            .encode(&mut self.encoder, self.cfg.compression, identity, base)
+            .encode(self.cfg.compression, identity, base)
             .map_err(|e| ProduceError::Encode(Arc::new(e)))?;
         if identity.is_some() {
             let count = i32::try_from(batch.record_count()).unwrap_or(i32::MAX);

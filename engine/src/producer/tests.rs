@@ -831,3 +831,14 @@ async fn flush_close_and_errors_before_queueing() {
     let after = p.send(ProducerRecord::new("t").value("z")).await;
     assert!(matches!(after, Err(ProduceError::Closed)), "{after:?}");
 }
+
+/// What an application holds per pending record: the delivery handle only (the record itself
+/// is encoded in its batch).
+#[test]
+fn a_delivery_is_small() {
+    assert!(
+        std::mem::size_of::<Delivery>() <= 40,
+        "{}",
+        std::mem::size_of::<Delivery>()
+    );
+}
