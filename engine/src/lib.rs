@@ -15,6 +15,7 @@
 //! - [`fetcher`]: long-poll Fetch per leader broker, a bounded prefetch buffer, offset reset,
 //!   read_committed; yields `Bytes`-backed batches with no copy.
 //! - [`group`]: [`GroupConsumer`](group::GroupConsumer), a consumer-group member (classic protocol).
+//! - [`dev_broker`]: [`DevBroker`], an in-memory Kafka-compatible broker for development and tests.
 //!
 //! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`].
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod broker_url;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod dev_broker;
 pub mod error;
 pub mod fetcher;
 pub mod group;
@@ -35,5 +37,6 @@ pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use broker_url::BrokerAddr;
 pub use cluster::{Cluster, Purpose, Response};
 pub use config::ClientConfig;
+pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
 pub use error::{EngineError, KafkaError};
 pub use kafka_protocol::messages::BrokerId;
