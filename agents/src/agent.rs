@@ -40,8 +40,15 @@ use crate::stream::{new_slot, Stream};
 
 type AgentFn<K, V, O> =
     Arc<dyn Fn(Stream<K, V>) -> BoxStream<'static, Result<O, BoxError>> + Send + Sync>;
-type SinkFn<O> = Arc<dyn Fn(O) -> BoxFuture<'static, ()> + Send + Sync>;
-type ReplyFn<K, O> = Arc<dyn Fn(Reply<K, O>) -> BoxFuture<'static, ()> + Send + Sync>;
+type SinkFn<O> = Arc<dyn Fn(O) -> BoxFuture<'static, Written> + Send + Sync>;
+type ReplyFn<K, O> = Arc<dyn Fn(Reply<K, O>) -> BoxFuture<'static, Written> + Send + Sync>;
+
+/// What a sink (or the reply callback) returns once it has taken a value: `None` when it is
+/// done with it, or the future of a write still in flight (a record queued on the producer).
+/// The event's ack waits for that future: the actor goes on to its next event at once, and
+/// the commit never covers an event whose output could still be lost. A write that fails
+/// leaves the event unacked (read again after a restart).
+pub type Written = Option<BoxFuture<'static, Result<(), String>>>;
 type FailureFn<K, V> = Arc<dyn Fn(Event<K, V>, AgentError) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Why an agent (or one of its events) failed.
@@ -220,7 +227,7 @@ impl<O: Send + 'static> Sink<O> {
     pub fn func(f: impl Fn(O) + Send + Sync + 'static) -> Self {
         Sink(Arc::new(move |o| {
             f(o);
-            futures_util::future::ready(()).boxed()
+            futures_util::future::ready(None).boxed()
         }))
     }
 
@@ -229,6 +236,17 @@ impl<O: Send + 'static> Sink<O> {
     where
         F: Fn(O) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
+    {
+        Sink(Arc::new(move |o| f(o).map(|()| None).boxed()))
+    }
+
+    /// A sink that queues each value (awaited: the actor waits for room) and returns the
+    /// future of its write; the event's ack waits for that write (see [`Written`]). The
+    /// app's topic sinks are built this way.
+    pub fn queued<F, Fut>(f: F) -> Self
+    where
+        F: Fn(O) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Written> + Send + 'static,
     {
         Sink(Arc::new(move |o| f(o).boxed()))
     }
@@ -241,6 +259,7 @@ impl<O: Send + 'static> Sink<O> {
                 if sender.send(o).await.is_err() {
                     tracing::warn!("sink channel is closed; value dropped");
                 }
+                None
             }
             .boxed()
         }))
@@ -351,6 +370,17 @@ where
     where
         F: Fn(Reply<K, O>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.reply = Some(Arc::new(move |r| f(r).map(|()| None).boxed()));
+        self
+    }
+
+    /// Like [`on_reply`](Self::on_reply) for a callback that queues the reply and returns its
+    /// write (see [`Written`]): the event's ack waits for the write.
+    pub fn on_reply_queued<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Reply<K, O>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Written> + Send + 'static,
     {
         self.reply = Some(Arc::new(move |r| f(r).boxed()));
         self
@@ -675,7 +705,7 @@ where
         if let Some(to) = ev.reply_to() {
             match &agent.reply {
                 Some(reply) => {
-                    reply(Reply {
+                    let written = reply(Reply {
                         topic: to.topic,
                         response: ReqRepResponse::new(
                             ev.key.clone(),
@@ -683,7 +713,8 @@ where
                             to.correlation_id,
                         ),
                     })
-                    .await
+                    .await;
+                    hold_until_written(&agent.name, Some(ev), written);
                 }
                 None => tracing::warn!(
                     agent = %agent.name, seq = ev.delivery().seq,
@@ -696,6 +727,32 @@ where
         }
     }
     for sink in &agent.sinks {
-        (sink.0)(value.clone()).await;
+        let written = (sink.0)(value.clone()).await;
+        hold_until_written(&agent.name, ev, written);
     }
+}
+
+/// Holds `ev`'s ack until `written` completes; a failed write leaves it unacked.
+fn hold_until_written<K, V>(agent: &str, ev: Option<&Event<K, V>>, written: Written) {
+    let Some(write) = written else {
+        return;
+    };
+    let hold = ev.and_then(|e| e.hold());
+    let agent = agent.to_owned();
+    tokio::spawn(async move {
+        match write.await {
+            Ok(()) => {
+                if let Some(h) = hold {
+                    h.release();
+                }
+            }
+            Err(e) => {
+                tracing::error!(%agent, error = %e,
+                    "a sink or reply write failed; its event stays unacked and is read again after a restart");
+                if let Some(h) = hold {
+                    h.abandon();
+                }
+            }
+        }
+    });
 }

@@ -6,8 +6,7 @@
 //! `ReqRepRequest` envelope.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -102,7 +101,7 @@ impl<K, V> Event<K, V> {
                 state: Arc::new(AckState {
                     delivery,
                     sink,
-                    done: AtomicBool::new(false),
+                    progress: Mutex::new(Progress::default()),
                 }),
             },
         }
@@ -119,9 +118,25 @@ impl<K, V> Event<K, V> {
         self.ack.ack()
     }
 
-    /// Whether the event has been acked.
+    /// Whether the event has been acked (its ack may still wait for a hold, see
+    /// [`Event::hold`]).
     pub fn is_acked(&self) -> bool {
-        self.ack.state.done.load(Ordering::Acquire)
+        let p = self.ack.state.lock();
+        p.done || p.requested
+    }
+
+    /// Delays the event's ack until [`AckHold::release`]: a sink that queued a record for
+    /// this event holds the ack until the broker has the record, so a commit never covers an
+    /// event whose output could still be lost. `None` if the event was already acked.
+    pub fn hold(&self) -> Option<AckHold> {
+        let mut p = self.ack.state.lock();
+        if p.done {
+            return None;
+        }
+        p.holds += 1;
+        Some(AckHold {
+            ack: Some(self.ack.clone()),
+        })
     }
 
     /// The first header named `name` (case-sensitive, as Kafka headers are).
@@ -180,16 +195,83 @@ pub(crate) struct AckHandle {
 struct AckState {
     delivery: Delivery,
     sink: Arc<dyn AckSink>,
-    done: AtomicBool,
+    progress: Mutex<Progress>,
+}
+
+/// Where an event's ack is: asked for, held by sinks, done (sent to the sink).
+#[derive(Default)]
+struct Progress {
+    requested: bool,
+    holds: usize,
+    done: bool,
+}
+
+impl AckState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl AckHandle {
+    /// Asks for the ack: done at once, or when the last hold is released. `false` if it was
+    /// asked for before.
     pub(crate) fn ack(&self) -> bool {
-        if self.state.done.swap(true, Ordering::AcqRel) {
-            return false;
+        {
+            let mut p = self.state.lock();
+            if p.done || p.requested {
+                return false;
+            }
+            p.requested = true;
+            if p.holds > 0 {
+                return true;
+            }
+            p.done = true;
         }
         self.state.sink.ack(&self.state.delivery);
         true
+    }
+
+    fn release(&self) {
+        {
+            let mut p = self.state.lock();
+            p.holds = p.holds.saturating_sub(1);
+            if p.holds > 0 || !p.requested || p.done {
+                return;
+            }
+            p.done = true;
+        }
+        self.state.sink.ack(&self.state.delivery);
+    }
+}
+
+/// A hold on an event's ack (see [`Event::hold`]); released on drop.
+pub struct AckHold {
+    ack: Option<AckHandle>,
+}
+
+impl AckHold {
+    /// Releases the hold: if the ack was asked for and this was the last hold, the ack goes
+    /// out now.
+    pub fn release(mut self) {
+        if let Some(a) = self.ack.take() {
+            a.release();
+        }
+    }
+}
+
+impl AckHold {
+    /// Gives the hold up without releasing it: the event is never acked, so the commits of its
+    /// partition stop before it and it is read again after a restart (a sink's write failed).
+    pub fn abandon(mut self) {
+        self.ack.take();
+    }
+}
+
+impl Drop for AckHold {
+    fn drop(&mut self) {
+        if let Some(a) = self.ack.take() {
+            a.release();
+        }
     }
 }
 

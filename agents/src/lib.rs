@@ -75,7 +75,7 @@ mod repartition;
 pub mod stream;
 pub mod test_context;
 
-pub use agent::{Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink};
+pub use agent::{Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink, Written};
 pub use app::{AgentBuilder, App, AppAgent, AppError, AskOptions, Settings, Topic, Worker};
 pub use channel::{Channel, ChannelSender};
 pub use codec::{BoxError, Codec, CodecError, CodecName};

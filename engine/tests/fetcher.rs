@@ -325,6 +325,11 @@ async fn tansu_gap_fetch_past_the_end_is_not_out_of_range() {
     let producer = producer(&cluster);
     produce_bulk(&producer, &topic, 0, 0, 10).await;
     let tp = TopicPartition::new(topic.as_str(), 0);
+    if support::is_dev_broker() {
+        // The development broker answers OFFSET_OUT_OF_RANGE as Kafka does: the policies run
+        // for real.
+        return out_of_range_policies(&cluster, &topic, &tp).await;
+    }
     let none = Fetcher::new(
         cluster.clone(),
         fast_config().with_auto_offset_reset(OffsetReset::None),
@@ -351,6 +356,56 @@ async fn tansu_gap_fetch_past_the_end_is_not_out_of_range() {
         .delete_topic(&topic)
         .await
         .expect("cleanup");
+}
+
+/// On a broker that answers OFFSET_OUT_OF_RANGE (the development broker): `none` surfaces it,
+/// `earliest` starts over at the log start, `latest` waits for new records.
+async fn out_of_range_policies(cluster: &Cluster, topic: &str, tp: &TopicPartition) {
+    let none = Fetcher::new(
+        cluster.clone(),
+        fast_config().with_auto_offset_reset(OffsetReset::None),
+    )
+    .expect("fetcher");
+    none.assign(tp.clone(), FetchPosition::Offset(1_000))
+        .expect("assign");
+    let r = tokio::time::timeout(Duration::from_secs(10), none.next_batch())
+        .await
+        .expect("an answer");
+    assert!(
+        matches!(r, Err(FetchError::OffsetOutOfRange { .. })),
+        "reset none surfaces the error: {r:?}"
+    );
+    let earliest = Fetcher::new(
+        cluster.clone(),
+        fast_config().with_auto_offset_reset(OffsetReset::Earliest),
+    )
+    .expect("fetcher");
+    earliest
+        .assign(tp.clone(), FetchPosition::Offset(1_000))
+        .expect("assign");
+    let (got, _) = read(&earliest, 10, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.iter().map(|g| g.offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>(),
+        "reset earliest reads from the start"
+    );
+    let latest = Fetcher::new(
+        cluster.clone(),
+        fast_config().with_auto_offset_reset(OffsetReset::Latest),
+    )
+    .expect("fetcher");
+    latest
+        .assign(tp.clone(), FetchPosition::Offset(1_000))
+        .expect("assign");
+    assert_quiet(&latest, Duration::from_secs(1)).await;
+    let producer = producer(cluster);
+    produce_bulk(&producer, topic, 0, 10, 12).await;
+    let (got, _) = read(&latest, 2, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.iter().map(|g| g.offset).collect::<Vec<_>>(),
+        [10, 11],
+        "reset latest reads only new records"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -636,6 +691,13 @@ async fn raw_aborted_list(cluster: &Cluster, topic: &str) -> (Vec<(i64, i64)>, i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_of_a_peer_read_uncommitted_and_committed() {
+    if support::is_dev_broker() {
+        eprintln!(
+            "skipped on the development broker: it refuses transactional producers \
+             (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); read_committed runs on tansu"
+        );
+        return;
+    }
     let broker = support::broker();
     let cluster = support::cluster(&broker).await;
     let topic = create_topic(&cluster, "fetch-txn", 1).await;

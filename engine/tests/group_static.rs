@@ -5,7 +5,8 @@
 //! - tansu (started by `support`), which keeps the group as it is across the restart: the
 //!   restarted member gets its member id, generation and partitions back (about 8 s after
 //!   the restart with a 10 s session timeout), the other member sees nothing;
-//! - the broker in `MEPHISTO_STATIC_GROUP_BROKER` (ignored by default: for the dev broker).
+//! - the engine's in-process development broker (`DevBroker`), which does as Kafka: the
+//!   restarted member gets a new member id but the same generation and its partitions back.
 //!
 //! Each broker also runs the same restart with a dynamic member dropped without LeaveGroup,
 //! which must be seen as a rebalance: the checks can tell one from the other there.
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer, PartitionSet};
-use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+use mephisto_engine::{Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic};
 
 const PARTITIONS: i32 = 4;
 
@@ -177,17 +178,18 @@ async fn restart_rebalances<F: Fn(&str) -> ClientConfig>(
     rebalanced
 }
 
-/// KIP-345 against the broker in `MEPHISTO_STATIC_GROUP_BROKER` (a `kafka://host:port` URL):
-/// the static restart causes no rebalance, the dynamic one does.
+/// KIP-345 against the in-process development broker: the static restart causes no
+/// rebalance, the dynamic one does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a broker with static membership (KIP-345); run against the dev broker"]
 async fn static_member_restart_within_the_session_timeout_causes_no_rebalance() {
-    let url = std::env::var("MEPHISTO_STATIC_GROUP_BROKER")
-        .expect("MEPHISTO_STATIC_GROUP_BROKER: the URL of a broker with static membership");
+    let broker = DevBroker::start(DevBrokerConfig::default())
+        .await
+        .expect("start the development broker");
+    let url = broker.url();
     let target = Target {
         connect: |client: &str| {
             ClientConfig::from_url(&url)
-                .expect("MEPHISTO_STATIC_GROUP_BROKER URL")
+                .expect("the development broker's URL")
                 .with_client_id(client)
                 .with_request_timeout(Duration::from_secs(10))
                 .with_connect_timeout(Duration::from_secs(5))

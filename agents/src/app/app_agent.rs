@@ -8,7 +8,9 @@ use bytes::Bytes;
 use futures_util::{Stream as FuturesStream, StreamExt};
 use mephisto_engine::producer::RecordMetadata;
 
-use crate::agent::{Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink};
+use crate::agent::{
+    Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink, Written,
+};
 use crate::app::client::Client;
 use crate::app::error::AppError;
 use crate::app::hub::{Hub, StreamWiring};
@@ -246,14 +248,28 @@ impl<K: Model, V: Model, O: Model> AppAgent<K, V, O> {
         self
     }
 
-    /// A sink that forwards each value to this agent (`cast`).
+    /// A sink that forwards each value to this agent (`cast`). For a topic agent the actor
+    /// goes on once the record is queued; the event's ack waits until the broker has it.
     pub fn as_sink(&self) -> Sink<V> {
         let me = self.clone();
-        Sink::async_func(move |value: V| {
+        Sink::queued(move |value: V| {
             let me = me.clone();
             async move {
-                if let Err(e) = me.cast(value).await {
+                let failed = |e: String| -> Written {
                     tracing::error!(agent = %me.name(), error = %e, "sink agent: cast failed");
+                    Some(Box::pin(futures_util::future::ready(Err(e))))
+                };
+                match &me.inner.topic {
+                    Some(topic) => {
+                        match topic.enqueue(None, &value, SendOptions::default()).await {
+                            Ok(written) => written,
+                            Err(e) => failed(e.to_string()),
+                        }
+                    }
+                    None => match me.cast(value).await {
+                        Ok(()) => None,
+                        Err(e) => failed(e.to_string()),
+                    },
                 }
             }
         })
@@ -497,7 +513,7 @@ impl<K: Model, V: Model, O: Model> AgentRuntime for Inner<K, V, O> {
             }));
         }
         let replier = client.clone();
-        agent = agent.on_reply(move |reply: Reply<K, O>| {
+        agent = agent.on_reply_queued(move |reply: Reply<K, O>| {
             let client = replier.clone();
             async move { send_reply(&client, reply).await }
         });
@@ -571,12 +587,12 @@ impl<K: Model, V: Model, O: Model> AgentRuntime for Inner<K, V, O> {
     }
 }
 
-async fn send_reply<K: Model, O: Model>(client: &Client, reply: Reply<K, O>) {
+async fn send_reply<K: Model, O: Model>(client: &Client, reply: Reply<K, O>) -> Written {
     let body = match serde_json::to_vec(&reply.response) {
         Ok(b) => Bytes::from(b),
         Err(e) => {
             tracing::error!(reply_to = %reply.topic, error = %e, "reply does not encode as JSON; dropped");
-            return;
+            return None;
         }
     };
     // Faust does not create its reply topic by default (`reply_create_topic=False`): it counts
@@ -590,10 +606,14 @@ async fn send_reply<K: Model, O: Model>(client: &Client, reply: Reply<K, O>) {
     if let Err(e) = client.ensure_topics(&[spec]).await {
         tracing::warn!(reply_to = %reply.topic, error = %e, "reply topic could not be declared");
     }
-    if let Err(e) = client
-        .produce(&reply.topic, None, None, Some(body), Vec::new())
+    match client
+        .enqueue(&reply.topic, None, None, Some(body), Vec::new())
         .await
     {
-        tracing::error!(reply_to = %reply.topic, error = %e, "reply not sent");
+        Ok(written) => written,
+        Err(e) => {
+            tracing::error!(reply_to = %reply.topic, error = %e, "reply not sent");
+            None
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::codec::CodecName;
 #[derive(Debug, Parser)]
 #[command(about = "A Mephisto app: run its worker, send to its agents, list them.")]
 struct Cli {
-    /// Broker URL (`kafka://host:port,...`); default: the app's setting
+    /// Broker URL (`kafka://host:port,...` or `memory://`); default: the app's setting
     /// (`MEPHISTO_BROKER`, else kafka://127.0.0.1:9092).
     #[arg(short = 'b', long, global = true)]
     broker: Option<String>,

@@ -1,5 +1,6 @@
 //! [`Client`]: the app's connection to the brokers, made at first use: one cluster handle for
-//! the producer, admin and reply reader, and topic creation for what the app declared.
+//! the producer, admin and reply reader, the in-process development broker when the URL is
+//! `memory://`, and topic creation for what the app declared.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mephisto_engine::admin::is_topic_already_exists;
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+use mephisto_engine::{Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic};
 
 use tokio::sync::OnceCell;
 
@@ -17,9 +18,12 @@ use crate::app::reply::ReplyConsumer;
 use crate::app::settings::Settings;
 use crate::app::topic::TopicSpec;
 
+/// The URL scheme that selects the in-process development broker.
+pub const MEMORY_URL: &str = "memory://";
+
 /// A connected app.
 pub struct Client {
-    /// The bootstrap URL.
+    /// The bootstrap URL actually used (the development broker's for `memory://`).
     pub(crate) url: String,
     pub(crate) cluster: Cluster,
     pub(crate) producer: Producer,
@@ -27,15 +31,33 @@ pub struct Client {
     settings: Settings,
     created: Mutex<BTreeSet<String>>,
     replies: OnceCell<ReplyConsumer>,
+    // Kept alive for as long as the app is connected.
+    _dev_broker: Option<DevBroker>,
 }
 
 impl Client {
-    /// Connects.
+    /// Connects (starting the development broker for `memory://`).
     pub(crate) async fn connect(app_id: &str, settings: Settings) -> Result<Client, AppError> {
-        let url = settings.broker.clone();
+        let (url, dev) = if settings.broker.trim().starts_with(MEMORY_URL) {
+            let config = DevBrokerConfig {
+                default_partitions: settings.topic_partitions,
+                ..DevBrokerConfig::default()
+            };
+            let broker = DevBroker::start(config)
+                .await
+                .map_err(|e| AppError::DevBroker(e.to_string()))?;
+            tracing::info!(url = %broker.url(), "started the in-process development broker");
+            (broker.url(), Some(broker))
+        } else {
+            (settings.broker.clone(), None)
+        };
         let config = client_config(&url, app_id, &settings)?;
         let cluster = Cluster::connect(config).await?;
-        let producer = Producer::new(cluster.clone(), ProducerConfig::default())?;
+        let producer_config = ProducerConfig {
+            linger: settings.producer_linger,
+            ..ProducerConfig::default()
+        };
+        let producer = Producer::new(cluster.clone(), producer_config)?;
         Ok(Client {
             url,
             admin: Admin::new(cluster.clone()),
@@ -44,6 +66,7 @@ impl Client {
             settings,
             created: Mutex::new(BTreeSet::new()),
             replies: OnceCell::new(),
+            _dev_broker: dev,
         })
     }
 
@@ -136,6 +159,33 @@ impl Client {
         Ok(self.producer.send(record).await?)
     }
 
+    /// Queues one record (waiting for room in the producer's buffer, so records queued one
+    /// after the other keep their order) and returns the future of its acknowledgement.
+    pub(crate) async fn enqueue(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+        headers: Vec<(String, Bytes)>,
+    ) -> Result<crate::agent::Written, AppError> {
+        let mut record = ProducerRecord::new(topic);
+        record.partition = partition;
+        record.key = key;
+        record.value = value;
+        for (k, v) in headers {
+            record = record.header(k, Some(v));
+        }
+        let delivery = self.producer.enqueue(record).await?;
+        let topic = topic.to_owned();
+        Ok(Some(Box::pin(async move {
+            delivery
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{topic}: {e}"))
+        })))
+    }
+
     /// The reply reader of this process, started at first use.
     pub(crate) async fn replies(&self) -> Result<&ReplyConsumer, AppError> {
         self.replies
@@ -149,7 +199,12 @@ impl Client {
                     }])
                     .await?;
                 }
-                ReplyConsumer::start(self.cluster.clone(), topic).await
+                ReplyConsumer::start(
+                    self.cluster.clone(),
+                    topic,
+                    self.settings.consumer_fetch_max_wait,
+                )
+                .await
             })
             .await
     }

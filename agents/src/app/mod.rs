@@ -86,7 +86,8 @@ impl App {
         }
     }
 
-    /// Sets the broker URL (`kafka://host:port,...`). Takes effect if the app
+    /// Sets the broker URL (`kafka://host:port,...`, or `memory://` for the in-process
+    /// development broker). Takes effect if the app
     /// has not connected yet.
     pub fn broker(self, url: impl Into<String>) -> App {
         let url = url.into();
@@ -191,7 +192,7 @@ impl App {
             .cloned()
     }
 
-    /// The bootstrap URL in use once connected.
+    /// The bootstrap URL in use once connected (the development broker's for `memory://`).
     pub async fn broker_url(&self) -> Result<String, AppError> {
         Ok(self.client().await?.url.clone())
     }

@@ -26,9 +26,13 @@ pub struct ReplyConsumer {
 
 impl ReplyConsumer {
     /// Starts reading every partition of `topic` from its start.
-    pub(crate) async fn start(cluster: Cluster, topic: String) -> Result<Self, AppError> {
+    pub(crate) async fn start(
+        cluster: Cluster,
+        topic: String,
+        max_wait: Duration,
+    ) -> Result<Self, AppError> {
         let meta = cluster.topic(&topic).await?;
-        let config = FetcherConfig::default().with_max_wait(Duration::from_millis(200));
+        let config = FetcherConfig::default().with_max_wait(max_wait);
         let fetcher = Arc::new(Fetcher::new(cluster, config)?);
         for p in &meta.partitions {
             fetcher.assign(

@@ -11,8 +11,9 @@ pub const DEFAULT_BROKER: &str = "kafka://127.0.0.1:9092";
 /// `broker_commit_every`, ...); defaults are Faust's unless noted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Bootstrap brokers, `kafka://host:port[,host:port]`. Default: `$MEPHISTO_BROKER`, else
-    /// `kafka://127.0.0.1:9092`.
+    /// Bootstrap brokers, `kafka://host:port[,host:port]`, or `memory://` for the in-process
+    /// development broker (one per app, gone with the process). Default: `$MEPHISTO_BROKER`,
+    /// else `kafka://127.0.0.1:9092`.
     pub broker: String,
     /// Partitions of the topics the app creates (Faust: `topic_partitions`, 8).
     pub topic_partitions: i32,
@@ -37,6 +38,12 @@ pub struct Settings {
     pub broker_max_poll_interval: Duration,
     /// Request timeout towards brokers (Faust: `broker_request_timeout`, 90 s; ours: 30 s).
     pub broker_request_timeout: Duration,
+    /// Longest time a fetch waits for data before the broker answers (Kafka's
+    /// `fetch.max.wait.ms`, 500 ms). Kafka answers as soon as data arrives; on brokers that
+    /// always wait it out (tansu), a shorter wait lowers `ask` latency for more requests.
+    pub consumer_fetch_max_wait: Duration,
+    /// How long the producer waits to fill a batch (Kafka's `linger.ms`; ours: 5 ms).
+    pub producer_linger: Duration,
     /// Where a new consumer group starts: `true` = earliest (Faust's
     /// `consumer_auto_offset_reset = "earliest"`), `false` = latest.
     pub consumer_auto_offset_reset_earliest: bool,
@@ -77,6 +84,8 @@ impl Settings {
             broker_heartbeat_interval: Duration::from_secs(3),
             broker_max_poll_interval: Duration::from_secs(1000),
             broker_request_timeout: Duration::from_secs(30),
+            consumer_fetch_max_wait: Duration::from_millis(500),
+            producer_linger: Duration::from_millis(5),
             consumer_auto_offset_reset_earliest: true,
             stream_buffer_maxsize: crate::channel::DEFAULT_CAPACITY,
             key_serializer: CodecName::DEFAULT_KEY,

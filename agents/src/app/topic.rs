@@ -186,16 +186,49 @@ impl<K: Model, V: Model> Topic<K, V> {
             .await
     }
 
-    /// A sink that sends every value to this topic (no key).
+    /// A sink that sends every value to this topic (no key). The actor goes on once the
+    /// record is queued; the event's ack waits until the broker has it.
     pub fn sink(&self) -> Sink<V> {
         let topic = self.clone();
-        Sink::async_func(move |value: V| {
+        Sink::queued(move |value: V| {
             let topic = topic.clone();
             async move {
-                if let Err(e) = topic.send(None, value).await {
-                    tracing::error!(topic = topic.name(), error = %e, "sink topic: send failed");
+                match topic.enqueue(None, &value, SendOptions::default()).await {
+                    Ok(written) => written,
+                    Err(e) => {
+                        tracing::error!(topic = topic.name(), error = %e, "sink topic: send failed");
+                        Some(Box::pin(futures_util::future::ready(Err(e.to_string())))
+                            as futures_util::future::BoxFuture<
+                                'static,
+                                Result<(), String>,
+                            >)
+                    }
                 }
             }
         })
+    }
+
+    /// Queues a record and returns the future of its acknowledgement.
+    pub(crate) async fn enqueue(
+        &self,
+        key: Option<&K>,
+        value: &V,
+        options: SendOptions,
+    ) -> Result<crate::agent::Written, AppError> {
+        let key = key.map(|k| self.encode_key(k)).transpose()?;
+        let value = self.encode_value(value)?;
+        let client = self.app.client().await?;
+        if self.app.settings().topic_allow_declare {
+            client.ensure_topics(&[self.spec()]).await?;
+        }
+        client
+            .enqueue(
+                self.name(),
+                options.partition,
+                key,
+                Some(value),
+                options.headers,
+            )
+            .await
     }
 }

@@ -92,7 +92,11 @@ impl Worker {
                 .with_heartbeat_interval(settings.broker_heartbeat_interval)
                 .with_max_poll_interval(settings.broker_max_poll_interval)
                 .with_instance_id(settings.group_instance_id.clone())
-                .with_fetcher(FetcherConfig::default().with_auto_offset_reset(reset));
+                .with_fetcher(
+                    FetcherConfig::default()
+                        .with_auto_offset_reset(reset)
+                        .with_max_wait(settings.consumer_fetch_max_wait),
+                );
             config.commit.interval = settings.broker_commit_interval;
             config.commit.every = settings.broker_commit_every;
             // A member of its own: its JoinGroup must not queue behind the app's other traffic.

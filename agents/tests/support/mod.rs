@@ -38,7 +38,13 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The broker for a test: `MEPHISTO_BROKER`, or a private tansu.
+/// Which broker the tests run against: `tansu` (default) or `dev` (`MEPHISTO_TEST_BROKER`).
+pub fn is_dev_broker() -> bool {
+    std::env::var("MEPHISTO_TEST_BROKER").is_ok_and(|b| b == "dev")
+}
+
+/// The broker for a test: `MEPHISTO_BROKER`, else a private `mephisto dev-broker` with
+/// `MEPHISTO_TEST_BROKER=dev`, else a private tansu.
 pub fn tansu() -> Tansu {
     if let Ok(url) = std::env::var("MEPHISTO_BROKER") {
         let addr = url.trim_start_matches("kafka://").to_owned();
@@ -47,6 +53,9 @@ pub fn tansu() -> Tansu {
             addr,
             processes: Vec::new(),
         };
+    }
+    if is_dev_broker() {
+        return dev_broker();
     }
     let bin = match std::env::var_os("TANSU_BIN") {
         Some(bin) => PathBuf::from(bin),
@@ -112,6 +121,44 @@ pub fn tansu() -> Tansu {
         std::thread::sleep(Duration::from_millis(50));
     }
     tansu
+}
+
+/// A private `mephisto dev-broker` on a free loopback port.
+fn dev_broker() -> Tansu {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mephisto"))
+        .args(["dev-broker", "--listen", "127.0.0.1:0"])
+        .env_remove("MEPHISTO_BROKER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mephisto dev-broker");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut first)
+        .expect("the dev broker's address");
+    let url = first
+        .trim()
+        .strip_prefix("MEPHISTO_BROKER=")
+        .unwrap_or_else(|| panic!("unexpected dev-broker output: {first:?}"))
+        .to_owned();
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
+            std::process::id(),
+            child.id()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("watchdog shell");
+    Tansu {
+        addr: url.trim_start_matches("kafka://").to_owned(),
+        url,
+        processes: vec![child, watchdog],
+    }
 }
 
 /// Whether a broker at `addr` answers an ApiVersions v0 request with error code 0.

@@ -647,7 +647,8 @@ fn add_member(
 }
 
 /// A known static member joining with an empty member id: it takes over its old slot under a new
-/// member id; the old id is fenced. Unchanged metadata in a settled group means no rebalance.
+/// member id; the old id is fenced. In a settled group, keeping the selected protocol means no
+/// rebalance.
 #[allow(clippy::too_many_arguments)]
 fn static_rejoin(
     group: &mut Group,
@@ -680,28 +681,33 @@ fn static_rejoin(
     member.session_timeout = session;
     member.rebalance_timeout = rebalance;
     member.last_seen = now;
-    let changed = member.protocols != protocols;
-    if let Some(instance) = member.instance_id.clone() {
+    // As Kafka (KIP-345): in a settled group, a rejoin that keeps the group's selected
+    // protocol is no reason to rebalance. The member gets the current generation and, from
+    // SyncGroup, its stored assignment; the response names the old leader id, so even a
+    // restarted leader does not compute a new assignment.
+    let keeps_protocol = group
+        .protocol
+        .as_deref()
+        .is_some_and(|selected| protocols.iter().any(|(name, _)| name == selected));
+    if let Some(member) = group.members.get_mut(index) {
+        member.protocols = protocols.clone();
+    }
+    if let Some(instance) = group.members.get(index).and_then(|m| m.instance_id.clone()) {
         group.statics.insert(instance, new_id.clone());
     }
+    let old_leader = group.leader.clone();
     if group.leader.as_deref() == Some(old_id.as_str()) {
         group.leader = Some(new_id.clone());
     }
-    let is_leader = group.leader.as_deref() == Some(new_id.as_str());
     let settled = matches!(
         group.state,
         GroupState::Stable | GroupState::CompletingRebalance
     );
-    if settled && !changed && (!is_leader || version >= 9) {
-        let members = if is_leader {
-            group.everyone()
-        } else {
-            Vec::new()
-        };
-        return Ok(versioned_join(
-            group.join_response(&new_id, members, is_leader),
-            version,
-        ));
+    if settled && keeps_protocol {
+        let response = group
+            .join_response(&new_id, Vec::new(), false)
+            .with_leader(s(old_leader.as_deref().unwrap_or_default()));
+        return Ok(versioned_join(response, version));
     }
     if let Some(member) = group.members.get_mut(index) {
         member.protocols = protocols;

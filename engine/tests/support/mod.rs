@@ -7,6 +7,8 @@
 //! holds the returned `Arc`; when the last holder drops it, tansu is killed (a panicking test
 //! drops it while unwinding). A watchdog shell kills tansu too if the test process dies without
 //! unwinding. If `MEPHISTO_BROKER` is set, that broker is used instead and nothing is started.
+//! With `MEPHISTO_TEST_BROKER=dev`, the broker is the engine's own in-memory development broker
+//! ([`mephisto_engine::DevBroker`]), run on a thread of its own for the test binary.
 //!
 //! Without a tansu binary the tests fail (never skip) and say to run
 //! `scripts/install-peers.sh`.
@@ -34,6 +36,61 @@ pub struct Broker {
     pub addr: String,
     child: Option<Child>,
     watchdog: Option<Child>,
+    dev: Option<DevThread>,
+}
+
+/// The development broker on a thread (and runtime) of its own; stopped when dropped.
+struct DevThread {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DevThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Which broker the tests run against: `tansu` (default) or `dev` (`MEPHISTO_TEST_BROKER`).
+pub fn is_dev_broker() -> bool {
+    std::env::var("MEPHISTO_TEST_BROKER").is_ok_and(|b| b == "dev")
+}
+
+fn start_dev() -> Broker {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("dev broker runtime");
+        runtime.block_on(async move {
+            let broker =
+                mephisto_engine::DevBroker::start(mephisto_engine::DevBrokerConfig::default())
+                    .await
+                    .expect("start the development broker");
+            let _ = addr_tx.send(broker.local_addr());
+            let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+            broker.shutdown().await;
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(START_TIMEOUT)
+        .expect("the development broker did not start");
+    Broker {
+        url: format!("kafka://{addr}"),
+        addr: addr.to_string(),
+        child: None,
+        watchdog: None,
+        dev: Some(DevThread {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }),
+    }
 }
 
 impl Drop for Broker {
@@ -93,7 +150,11 @@ fn start() -> Broker {
             addr,
             child: None,
             watchdog: None,
+            dev: None,
         };
+    }
+    if is_dev_broker() {
+        return start_dev();
     }
     let bin = tansu_bin();
     let port = free_port();
@@ -136,6 +197,7 @@ fn start() -> Broker {
         addr: format!("127.0.0.1:{port}"),
         child: Some(child),
         watchdog,
+        dev: None,
     };
     let deadline = Instant::now() + START_TIMEOUT;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();

@@ -74,6 +74,26 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print a topic's records, one per line.
     Consume(ConsumeArgs),
+    /// Run the in-memory development broker (not for production: use Apache Kafka, Redpanda
+    /// or tansu there).
+    DevBroker(DevBrokerArgs),
+}
+
+/// `dev-broker` options.
+#[derive(Debug, Args)]
+pub struct DevBrokerArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: std::net::SocketAddr,
+    /// Partitions of auto-created topics.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub partitions: i32,
+    /// Bytes kept per partition; the oldest batches beyond it are dropped.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub retention_bytes: u64,
+    /// Exit after this many milliseconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub exit_after_ms: Option<u64>,
 }
 
 /// Topic commands.

@@ -41,6 +41,9 @@ pub enum CliError {
     /// Reading stdin or writing stdout.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The development broker could not start.
+    #[error("dev-broker: {0}")]
+    DevBroker(String),
     /// An operation did not finish in time.
     #[error("{what} timed out after {after:?}")]
     Timeout {

@@ -9,6 +9,7 @@
 //!   consume TOPIC [--from earliest|latest] [--count N] [--idle-timeout-ms T] [--format line|json]
 //!                 [--group G [--assignor range|roundrobin|cooperative-sticky]
 //!                  [--session-timeout-ms T] [--instance-id ID]]
+//!   dev-broker [--listen 127.0.0.1:9092] [--partitions N] [--retention-bytes B] [--exit-after-ms T]
 //! ```
 //!
 //! The broker comes from `--broker`, else `MEPHISTO_BROKER`, else `kafka://127.0.0.1:9092`.
@@ -18,11 +19,13 @@
 //! # Layout
 //! - `args`: the command line (clap).
 //! - `error`: [`CliError`](error::CliError).
-//! - `topics`, `produce`, `consume`: one file per command; `group`: `consume --group`.
+//! - `topics`, `produce`, `consume`, `dev_broker`: one file per command; `group`:
+//!   `consume --group`.
 //! - `output`: the `line` and `json` record formats of `consume`.
 
 mod args;
 mod consume;
+mod dev_broker;
 mod error;
 mod group;
 mod output;
@@ -81,6 +84,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Consume(consume) = &cli.command {
         consume.check()?;
     }
+    // The development broker needs no broker to talk to.
+    if let Command::DevBroker(args) = cli.command {
+        return dev_broker::run(args).await;
+    }
     let timeout = Duration::from_millis(cli.timeout_ms.max(1));
     let config = ClientConfig::from_url(&cli.broker)?
         .with_client_id("mephisto-cli")
@@ -101,5 +108,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Produce(produce) => produce::run(cluster, produce).await,
         Command::Consume(consume) => consume::run(cluster, consume).await,
+        Command::DevBroker(_) => Ok(()),
     }
 }
