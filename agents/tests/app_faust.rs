@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use mephisto::{App, Settings};
+use mephisto::App;
 use serde::{Deserialize, Serialize};
 use support::tansu;
 
@@ -48,14 +48,7 @@ fn datadir() -> PathBuf {
 }
 
 fn app(url: &str, id: &str) -> App {
-    let app = App::new(id).broker(url);
-    app.configure(|s: &mut Settings| {
-        s.broker_session_timeout = Duration::from_secs(6);
-        s.broker_heartbeat_interval = Duration::from_secs(1);
-        s.topic_partitions = 1;
-        s.reply_timeout = Duration::from_secs(90);
-    });
-    app
+    support::app::test_app(url, id, 1)
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use mephisto::{App, Settings, Worker};
+use mephisto::{App, Worker};
 use serde::{Deserialize, Serialize};
 use support::{tansu, unique};
 
@@ -21,14 +21,7 @@ struct BankTransfer {
 }
 
 fn app(url: &str, id: &str) -> App {
-    let app = App::new(id).broker(url);
-    app.configure(|s: &mut Settings| {
-        s.broker_session_timeout = Duration::from_secs(6);
-        s.broker_heartbeat_interval = Duration::from_secs(1);
-        s.broker_commit_interval = Duration::from_millis(200);
-        s.topic_partitions = 4;
-    });
-    app
+    support::app::test_app(url, id, 4)
 }
 
 type Seen = Arc<Mutex<Vec<(String, Option<String>, usize)>>>;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mephisto::{App, AskOptions, Settings};
+use mephisto::{App, AskOptions};
 use serde::{Deserialize, Serialize};
 use support::{tansu, unique};
 
@@ -23,15 +23,7 @@ struct Add {
 /// An app on `url` with test-friendly timeouts (tansu completes a join after half the session
 /// timeout).
 fn app(url: &str, id: &str) -> App {
-    let app = App::new(id).broker(url);
-    app.configure(|s: &mut Settings| {
-        s.broker_session_timeout = Duration::from_secs(6);
-        s.broker_heartbeat_interval = Duration::from_secs(1);
-        s.broker_commit_interval = Duration::from_millis(200);
-        s.topic_partitions = 3;
-        s.reply_timeout = Duration::from_secs(30);
-    });
-    app
+    support::app::test_app(url, id, 3)
 }
 
 async fn eventually<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {

@@ -7,8 +7,10 @@
 //!   acknowledges produced batches without storing them.
 //! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
 //! - [`heap_stats`]: a counting global allocator (live and peak bytes of the Rust heap).
+//! - [`tansu`]: a private tansu broker for a bench run.
 
 pub mod heap_stats;
 pub mod proc_stats;
 pub mod replay_server;
+pub mod tansu;
 pub mod workload;

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::agent::Sink;
+use crate::app::client::Client;
 use crate::app::error::AppError;
 use crate::app::App;
 use crate::codec::{self, CodecName, Part};
@@ -168,13 +169,7 @@ impl<K: Model, V: Model> Topic<K, V> {
         value: V,
         options: SendOptions,
     ) -> Result<RecordMetadata, AppError> {
-        let key = key.as_ref().map(|k| self.encode_key(k)).transpose()?;
-        let value = self.encode_value(&value)?;
-        let client = self.app.client().await?;
-        // As Faust's `Topic.send`: the topic is declared (created when missing) first.
-        if self.app.settings().topic_allow_declare {
-            client.ensure_topics(&[self.spec()]).await?;
-        }
+        let (client, key, value) = self.prepare(key.as_ref(), &value).await?;
         client
             .produce(
                 self.name(),
@@ -184,6 +179,22 @@ impl<K: Model, V: Model> Topic<K, V> {
                 options.headers,
             )
             .await
+    }
+
+    /// Encodes a record and connects; as Faust's `Topic.send`, the topic is declared (created
+    /// when missing) first.
+    async fn prepare(
+        &self,
+        key: Option<&K>,
+        value: &V,
+    ) -> Result<(Arc<Client>, Option<Bytes>, Bytes), AppError> {
+        let key = key.map(|k| self.encode_key(k)).transpose()?;
+        let value = self.encode_value(value)?;
+        let client = self.app.client().await?;
+        if self.app.settings().topic_allow_declare {
+            client.ensure_topics(&[self.spec()]).await?;
+        }
+        Ok((client, key, value))
     }
 
     /// A sink that sends every value to this topic (no key). The actor goes on once the
@@ -215,12 +226,7 @@ impl<K: Model, V: Model> Topic<K, V> {
         value: &V,
         options: SendOptions,
     ) -> Result<crate::agent::Written, AppError> {
-        let key = key.map(|k| self.encode_key(k)).transpose()?;
-        let value = self.encode_value(value)?;
-        let client = self.app.client().await?;
-        if self.app.settings().topic_allow_declare {
-            client.ensure_topics(&[self.spec()]).await?;
-        }
+        let (client, key, value) = self.prepare(key, value).await?;
         client
             .enqueue(
                 self.name(),

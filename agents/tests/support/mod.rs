@@ -10,6 +10,8 @@
 //! binary the tests fail, they never skip.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -51,7 +51,6 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +60,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mephisto::{App, Sink, Topic};
 use mephisto_benches::proc_stats;
+use mephisto_benches::tansu::Tansu;
 use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
 use mephisto_engine::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
 use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
@@ -761,100 +761,6 @@ fn rdkafka_ask(o: &Options) -> Result<Outcome, BoxError> {
 // ---------------------------------------------------------------------------------------------
 // Parent side: broker, topics, the output counter.
 
-/// A tansu broker started for this run; killed on drop.
-struct Tansu {
-    url: String,
-    child: Child,
-    watchdog: Option<Child>,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        for child in [Some(&mut self.child), self.watchdog.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-impl Tansu {
-    /// Starts tansu (in-memory storage) and waits until Mephisto can connect (at most 20 s).
-    fn start(rt: &tokio::runtime::Runtime) -> Result<Self, BoxError> {
-        let bin = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".tools/bin/tansu"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let listen = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("agent-bench-tansu-{port}.log"));
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &listen])
-            .args(["--advertised-listener-url", &listen])
-            .args([
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "mephisto",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} ({e}): run scripts/install-peers.sh",
-                    bin.display()
-                )
-            })?;
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
-                std::process::id(),
-                child.id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        let tansu = Tansu {
-            url: format!("kafka://127.0.0.1:{port}"),
-            child,
-            watchdog,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let config = ClientConfig::from_url(&tansu.url)?
-                .with_connect_timeout(Duration::from_secs(1))
-                .with_request_timeout(Duration::from_secs(2));
-            if rt.block_on(Cluster::connect(config)).is_ok() {
-                return Ok(tansu);
-            }
-            if Instant::now() >= deadline {
-                return Err("tansu did not come up within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
 async fn cluster(url: &str) -> Result<Cluster, BoxError> {
     Ok(Cluster::connect(
         ClientConfig::from_url(url)?
@@ -1127,7 +1033,7 @@ fn parent(mut o: Options) -> Result<(), BoxError> {
     {
         Some(url) => url,
         None => {
-            let t = Tansu::start(&rt)?;
+            let t = Tansu::start(&rt, "agent-bench")?;
             let url = t.url.clone();
             tansu = Some(t);
             url
