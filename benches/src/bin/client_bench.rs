@@ -29,7 +29,7 @@
 //!     [--replay-batch 1000] [--rdkafka-check-crcs true|false] [--rdkafka-config k=v,k=v]
 //!     [--mephisto-threads 2] [--mephisto-buffer-mib default|N]
 //!     [--mephisto-producer-buffer-kib default|N]
-//!     [--mephisto-max-wait-ms N] [--mephisto-partition-kib N]
+//!     [--mephisto-max-wait-ms N] [--mephisto-partition-kib N] [--mephisto-max-bytes-kib N]
 //! ```
 //!
 //! The tansu binary is `$TANSU_BIN`, else `.tools/bin/tansu` of this repository
@@ -50,9 +50,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io::Read;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -60,6 +59,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mephisto_benches::heap_stats::{self, CountingAlloc};
 use mephisto_benches::replay_server::{ReplayConfig, ReplayServer, ReplayStats};
+use mephisto_benches::tansu::Tansu;
 use mephisto_benches::{proc_stats, workload};
 use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
 use mephisto_engine::producer::{
@@ -150,9 +150,11 @@ struct Options {
     mephisto_buffer_mib: Option<usize>,
     /// The producer's `buffer_memory` in KiB (overrides `mephisto_buffer_mib` for it).
     mephisto_producer_buffer_kib: Option<usize>,
-    /// Fetcher `max_wait` and `max_partition_bytes` overrides (diagnostics; 0 = default).
+    /// Fetcher `max_wait`, `max_partition_bytes` and `max_bytes` overrides (diagnostics;
+    /// 0 = default).
     mephisto_max_wait_ms: u64,
     mephisto_partition_kib: i32,
+    mephisto_max_bytes_kib: i32,
     // Child-only.
     broker: String,
     topic: String,
@@ -177,6 +179,7 @@ impl Options {
             mephisto_producer_buffer_kib: None,
             mephisto_max_wait_ms: 0,
             mephisto_partition_kib: 0,
+            mephisto_max_bytes_kib: 0,
             broker: String::new(),
             topic: String::new(),
         };
@@ -220,6 +223,7 @@ impl Options {
                 "--mephisto-threads" => o.mephisto_threads = value.parse()?,
                 "--mephisto-max-wait-ms" => o.mephisto_max_wait_ms = value.parse()?,
                 "--mephisto-partition-kib" => o.mephisto_partition_kib = value.parse()?,
+                "--mephisto-max-bytes-kib" => o.mephisto_max_bytes_kib = value.parse()?,
                 "--mephisto-buffer-mib" => {
                     o.mephisto_buffer_mib = match value.as_str() {
                         "default" => None,
@@ -293,6 +297,10 @@ impl Options {
             (
                 "--mephisto-partition-kib",
                 self.mephisto_partition_kib.to_string(),
+            ),
+            (
+                "--mephisto-max-bytes-kib",
+                self.mephisto_max_bytes_kib.to_string(),
             ),
             (
                 "--mephisto-buffer-mib",
@@ -500,8 +508,8 @@ async fn mephisto_consume(o: &Options) -> Result<Outcome, BoxError> {
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + o.timeout);
     let cluster = Cluster::connect(mephisto_client(o)?).await?;
-    // Defaults match librdkafka's: fetch.max.bytes 50 MiB, max.partition.fetch.bytes 1 MiB,
-    // fetch.wait.max.ms 500, 64 MiB buffered (queued.max.messages.kbytes); CRCs checked.
+    // Defaults: fetch max bytes 4 MiB (librdkafka 50 MiB), max.partition.fetch.bytes 1 MiB,
+    // fetch.wait.max.ms 500, 8 MiB buffered (librdkafka 64 MiB); CRCs checked.
     let mut config = FetcherConfig::default();
     if let Some(mib) = o.mephisto_buffer_mib {
         config = config.with_max_buffered_bytes(mib << 20);
@@ -511,6 +519,9 @@ async fn mephisto_consume(o: &Options) -> Result<Outcome, BoxError> {
     }
     if o.mephisto_partition_kib > 0 {
         config = config.with_max_partition_bytes(o.mephisto_partition_kib.saturating_mul(1024));
+    }
+    if o.mephisto_max_bytes_kib > 0 {
+        config = config.with_max_bytes(o.mephisto_max_bytes_kib.saturating_mul(1024));
     }
     let fetcher = Fetcher::new(cluster, config)?;
     // Connected, metadata known: the clock starts at the assignment.
@@ -841,102 +852,6 @@ fn rdkafka_produce(o: &Options) -> Result<Outcome, BoxError> {
 // ---------------------------------------------------------------------------------------------
 // Parent side: brokers.
 
-/// A tansu broker started for this run; killed on drop.
-struct Tansu {
-    url: String,
-    child: Child,
-    watchdog: Option<Child>,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        for child in [Some(&mut self.child), self.watchdog.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-impl Tansu {
-    /// Starts tansu (in-memory storage) as `scripts/tansu.sh` does and waits until Mephisto
-    /// can connect to it (at most 20 s).
-    fn start(rt: &tokio::runtime::Runtime) -> Result<Self, BoxError> {
-        let bin = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".tools/bin/tansu"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let listen = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("client-bench-tansu-{port}.log"));
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &listen])
-            .args(["--advertised-listener-url", &listen])
-            .args([
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "mephisto",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {} ({e}): run scripts/install-peers.sh",
-                    bin.display()
-                )
-            })?;
-        // Kills tansu if this process dies without unwinding.
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null",
-                std::process::id(),
-                child.id()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
-        let tansu = Tansu {
-            url: format!("kafka://127.0.0.1:{port}"),
-            child,
-            watchdog,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let config = ClientConfig::from_url(&tansu.url)?
-                .with_connect_timeout(Duration::from_secs(1))
-                .with_request_timeout(Duration::from_secs(2));
-            if rt.block_on(Cluster::connect(config)).is_ok() {
-                return Ok(tansu);
-            }
-            if Instant::now() >= deadline {
-                return Err("tansu did not come up within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
 /// Creates `topic` with `partitions` partitions on `url`.
 fn create_topic(
     rt: &tokio::runtime::Runtime,
@@ -1131,7 +1046,7 @@ fn order(run: usize) -> [ClientKind; 2] {
 
 fn bench_tansu(bench: &mut Bench<'_>, rt: &tokio::runtime::Runtime) -> Result<(), BoxError> {
     let o = bench.o;
-    let tansu = Tansu::start(rt)?;
+    let tansu = Tansu::start(rt, "client-bench")?;
     let tansu_pid = tansu.pid();
     let tansu_cpu = move || proc_stats::cpu_seconds(tansu_pid).unwrap_or(f64::NAN);
     let tag = format!("{}-{}", std::process::id(), o.compression_name());

@@ -57,7 +57,8 @@ pub struct FetcherConfig {
     pub min_bytes: i32,
     /// Most bytes one Fetch response should carry over all its partitions (Java
     /// `fetch.max.bytes`). The broker still returns a first batch larger than this, so that
-    /// a large record never blocks the partition. Default 50 MiB.
+    /// a large record never blocks the partition. Default 4 MiB (Java: 50 MiB): measured
+    /// faster and smaller in `client_bench` (see BENCHMARKS.md, "Consumer memory").
     pub max_bytes: i32,
     /// Most bytes per partition in one Fetch response (Java `max.partition.fetch.bytes`), with
     /// the same exception for a large first batch. It is also how far ahead of the application
@@ -65,7 +66,7 @@ pub struct FetcherConfig {
     pub max_partition_bytes: i32,
     /// Most bytes of fetched record data held for the application. Fetching pauses while the
     /// buffer is this full; each request asks for no more than the free space, so the buffer
-    /// exceeds it by at most one oversized batch per broker. Default 64 MiB.
+    /// exceeds it by at most one oversized batch per broker. Default 8 MiB.
     pub max_buffered_bytes: usize,
     /// Which records to show. Default [`IsolationLevel::ReadUncommitted`].
     pub isolation_level: IsolationLevel,
@@ -81,9 +82,9 @@ impl Default for FetcherConfig {
         Self {
             max_wait: Duration::from_millis(500),
             min_bytes: 1,
-            max_bytes: 50 * 1024 * 1024,
+            max_bytes: 4 * 1024 * 1024,
             max_partition_bytes: 1024 * 1024,
-            max_buffered_bytes: 64 * 1024 * 1024,
+            max_buffered_bytes: 8 * 1024 * 1024,
             isolation_level: IsolationLevel::ReadUncommitted,
             auto_offset_reset: OffsetReset::Latest,
             decode: DecodeOptions::default(),
