@@ -14,12 +14,17 @@
 //!         yield value.a + value.b
 //! ```
 //!
-//! Start a worker (`faust -A examples.agent worker -l info`), then ask it from a second
-//! console with the `send_to_agent` example:
+//! `cargo run --example agent` runs a worker and asks it once, in one process, on the
+//! in-process development broker (or on `MEPHISTO_BROKER` when it is set): it prints 8.
+//!
+//! As on the page, with a worker in one console (`faust -A examples.agent worker -l info`)
+//! and `send_to_agent` in a second one; both need the same broker, e.g. `mephisto dev-broker`
+//! (it listens on 127.0.0.1:9092, the default broker) or a Kafka in `MEPHISTO_BROKER`:
 //!
 //! ```text
-//! cargo run --example agent -- worker -l info
-//! cargo run --example send_to_agent
+//! cargo run -p mephisto-agents -- dev-broker                   # console 1
+//! cargo run -p mephisto-agents --example agent -- worker -l info   # console 2
+//! cargo run -p mephisto-agents --example send_to_agent          # console 3: prints 8
 //! ```
 //!
 //! The types are checked at compile time (the page's "Static types" section): the stream
@@ -54,6 +59,15 @@ pub fn define() -> (App, Topic<String, Add>, AppAgent<String, Add, i64>) {
 
 #[allow(dead_code)]
 fn main() -> std::process::ExitCode {
-    let (app, _topic, _adding) = define();
-    app.main()
+    let (app, _topic, adding) = define();
+    if std::env::args_os().len() <= 1 {
+        // The one-process run: on the embedded broker unless MEPHISTO_BROKER is set.
+        let _ = app.clone().broker_unless_env("memory://");
+    }
+    app.main_with(|app| async move {
+        let worker = app.start_worker().await?;
+        println!("{}", adding.ask(Add { a: 4, b: 4 }).await?);
+        worker.stop().await?;
+        Ok(())
+    })
 }

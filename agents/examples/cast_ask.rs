@@ -29,7 +29,7 @@ struct Add {
 }
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("cast-ask");
+    let app = App::new("cast-ask").broker_unless_env("memory://");
     let adds = Arc::new(AtomicUsize::new(0));
     let counter = adds.clone();
     let adder = app.agent::<String, Add>("adder").yielding(move |stream| {

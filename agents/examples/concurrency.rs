@@ -53,7 +53,7 @@ async fn store_article_in_db(db: &Db, url: &str, body: String) {
 }
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("news-importer");
+    let app = App::new("news-importer").broker_unless_env("memory://");
     let news_topic = app.topic::<String, Article>("news");
     let db: Db = Arc::default();
     let store = db.clone();

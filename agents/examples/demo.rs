@@ -39,11 +39,7 @@ struct BankTransfer {
 }
 
 fn main() -> std::process::ExitCode {
-    let broker = std::env::var("MEPHISTO_BROKER")
-        .ok()
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| "memory://".to_string());
-    let app = App::new("demo").broker(broker);
+    let app = App::new("demo").broker_unless_env("memory://");
     app.configure(|s| s.topic_partitions = 4);
 
     // Sinks of `adding`: a function, a topic, another agent.

@@ -23,7 +23,7 @@ struct Order {
 }
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("errors");
+    let app = App::new("errors").broker_unless_env("memory://");
     let orders = app.topic::<String, Order>("orders");
     let done = Arc::new(AtomicUsize::new(0));
     let counter = done.clone();

@@ -9,14 +9,16 @@
 //!         ...  # process event
 //! ```
 //!
-//! Start a worker (`faust -A faustexample worker -l info`):
+//! `cargo run --example faustexample` runs a worker and sends it three events, in one
+//! process, on the in-process development broker (or on `MEPHISTO_BROKER` when it is set).
+//! As on the page, a worker (`faust -A faustexample worker -l info`) and sends from another
+//! console, on a shared broker (`mephisto dev-broker`, or a Kafka in `MEPHISTO_BROKER`):
 //!
 //! ```text
 //! cargo run --example faustexample -- worker -l info
 //! cargo run --example faustexample -- send @myagent '"hello"'
 //! ```
 //!
-//! The broker is `MEPHISTO_BROKER` (default `kafka://127.0.0.1:9092`); `-b URL` overrides it.
 //! The agent reads its default topic, `example-myagent`.
 
 use futures_util::StreamExt;
@@ -29,7 +31,7 @@ fn main() -> std::process::ExitCode {
     // async def myagent(stream):
     //     async for event in stream:
     //         ...  # process event
-    let _myagent = app
+    let myagent = app
         .agent::<String, serde_json::Value>("myagent")
         .processing(|mut stream| async move {
             while let Some(event) = stream.next().await {
@@ -38,5 +40,18 @@ fn main() -> std::process::ExitCode {
             Ok(())
         });
 
-    app.main()
+    if std::env::args_os().len() <= 1 {
+        // The one-process run: on the embedded broker unless MEPHISTO_BROKER is set.
+        let _ = app.clone().broker_unless_env("memory://");
+    }
+    app.main_with(|app| async move {
+        let worker = app.start_worker().await?;
+        for event in ["first", "second", "third"] {
+            myagent.cast(serde_json::Value::from(event)).await?;
+        }
+        // The worker finishes what it was given before it stops.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        worker.stop().await?;
+        Ok(())
+    })
 }

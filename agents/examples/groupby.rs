@@ -37,7 +37,7 @@ struct BankTransfer {
 }
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("groupby");
+    let app = App::new("groupby").broker_unless_env("memory://");
     let topic = app.topic::<String, BankTransfer>("groupby");
     let received = Arc::new(AtomicUsize::new(0));
     let counter = received.clone();

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use mephisto::App;
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("map-reduce");
+    let app = App::new("map-reduce").broker_unless_env("memory://");
     let pow2 = app
         .agent::<String, i64>("pow2")
         .concurrency(4)

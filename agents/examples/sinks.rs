@@ -33,7 +33,7 @@ use futures_util::StreamExt;
 use mephisto::{App, Sink};
 
 fn main() -> std::process::ExitCode {
-    let app = App::new("sinks");
+    let app = App::new("sinks").broker_unless_env("memory://");
 
     // Function callback.
     let mysink = Sink::func(|value: String| println!("AGENT YIELD: {value:?}"));

@@ -26,10 +26,15 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-fn run(name: &str, url: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(example(name))
+/// Runs example `name` on `url` (`None`: no `MEPHISTO_BROKER`, so the embedded broker).
+fn run_on(name: &str, url: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(example(name));
+    match url {
+        Some(url) => cmd.env("MEPHISTO_BROKER", url),
+        None => cmd.env_remove("MEPHISTO_BROKER"),
+    };
+    let mut child = cmd
         .args(args)
-        .env("MEPHISTO_BROKER", url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -52,8 +57,12 @@ fn run(name: &str, url: &str, args: &[&str]) -> Output {
     }
 }
 
-fn run_ok(name: &str, url: &str, args: &[&str]) -> String {
-    let out = run(name, url, args);
+fn run(name: &str, url: &str, args: &[&str]) -> Output {
+    run_on(name, Some(url), args)
+}
+
+fn run_ok_on(name: &str, url: Option<&str>, args: &[&str]) -> String {
+    let out = run_on(name, url, args);
     assert!(
         out.status.success(),
         "example {name} {args:?} failed ({}): {}",
@@ -61,6 +70,23 @@ fn run_ok(name: &str, url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn run_ok(name: &str, url: &str, args: &[&str]) -> String {
+    run_ok_on(name, Some(url), args)
+}
+
+#[test]
+fn with_nothing_configured_the_examples_run_on_the_embedded_broker() {
+    assert_eq!(run_ok_on("agent", None, &[]).trim(), "8");
+    let out = run_ok_on("faustexample", None, &[]);
+    assert_eq!(out.matches("myagent: ").count(), 3, "{out}");
+    let demo = run_ok_on("demo", None, &[]);
+    assert!(demo.contains("=> 8"), "{demo}");
+    assert!(demo.contains("=> [1, 4, 9, 16, 25, 36, 49, 64]"), "{demo}");
+    assert_eq!(demo.matches("  transfers: ").count(), 6, "{demo}");
+    assert_eq!(demo.matches("audit (agent sink) got").count(), 2, "{demo}");
+    assert_eq!(demo.matches("log_reader read").count(), 2, "{demo}");
 }
 
 #[test]

@@ -95,6 +95,18 @@ impl App {
         self
     }
 
+    /// Uses `url` unless `MEPHISTO_BROKER` names a broker: the examples run on the in-process
+    /// development broker (`memory://`) on a machine with no Kafka, and on a real one when
+    /// it is set.
+    pub fn broker_unless_env(self, url: impl Into<String>) -> App {
+        let from_env = std::env::var("MEPHISTO_BROKER").is_ok_and(|b| !b.trim().is_empty());
+        if from_env {
+            self
+        } else {
+            self.broker(url)
+        }
+    }
+
     /// Changes settings. Takes effect if the app has not connected yet.
     pub fn configure(&self, f: impl FnOnce(&mut Settings)) {
         if self.inner.client.initialized() {
