@@ -554,3 +554,73 @@ async fn standby_leader_fetches_changelog_end_offsets_and_picks_the_caught_up_me
         m.close().await.expect("close");
     }
 }
+
+/// A revocation waits for the records the application was handed: the member that gives
+/// partitions up acks its held records during the rebalance, they are committed, and the new
+/// owner starts after them (nothing read twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_waits_for_records_in_processing() {
+    let broker = support::broker();
+    let cluster = support::cluster(&broker).await;
+    let topic = create_topic(&cluster, "group-drain", 2).await;
+    let group = support::unique_topic("g-drain");
+    produce(&cluster, &topic, 2, 0, 20).await;
+    let a = Arc::new(member(&broker, &group, AssignorKind::Range).await);
+    a.subscribe([topic.as_str()]);
+    // A reads all 40 records and acks all but the last of each partition: those two are
+    // "in processing".
+    let mut held = Vec::new();
+    let mut got_a = Vec::new();
+    let start = Instant::now();
+    while got_a.len() + held.len() < 40 && start.elapsed() < Duration::from_secs(60) {
+        let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(10), a.next()).await else {
+            continue;
+        };
+        if r.offset == 19 {
+            held.push(r);
+        } else {
+            a.ack(&r.topic, r.partition, r.offset).expect("ack");
+            got_a.push((r.partition, r.offset));
+        }
+    }
+    assert_eq!(held.len(), 2, "A holds the last record of each partition");
+    // B joins: A must give a partition up. A finishes its held records a second later,
+    // while the revocation waits for them.
+    let b = Arc::new(member(&broker, &group, AssignorKind::Range).await);
+    b.subscribe([topic.as_str()]);
+    let a2 = Arc::clone(&a);
+    let finisher = tokio::spawn(async move {
+        // Keep A polling (its membership goes on) and finish the held records meanwhile.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for r in &held {
+            a2.ack(&r.topic, r.partition, r.offset).expect("ack held");
+        }
+        held.iter()
+            .map(|r| (r.partition, r.offset))
+            .collect::<Vec<_>>()
+    });
+    wait_balanced(&[&a, &b], 2, Duration::from_secs(90)).await;
+    got_a.extend(finisher.await.expect("finisher"));
+    produce(&cluster, &topic, 2, 20, 25).await;
+    let count = Arc::new(Mutex::new(0));
+    let got_b = drain(&b, &count, usize::MAX, Duration::from_secs(8)).await;
+    let got_a_more = drain(&a, &count, usize::MAX, Duration::from_secs(2)).await;
+    let mut all: Vec<(i32, i64)> = got_a
+        .iter()
+        .chain(&got_b)
+        .chain(&got_a_more)
+        .copied()
+        .collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        total,
+        all.len(),
+        "a record was read twice: B read {got_b:?}"
+    );
+    assert_eq!(all.len(), 50, "everything read");
+    for m in [a, b] {
+        let _ = tokio::time::timeout(Duration::from_secs(20), m.close()).await;
+    }
+}

@@ -99,6 +99,7 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<Notice>, bool) {
             on_event(shared, &mut st, now, event, &mut notices);
             progress = true;
         }
+        progress |= finish_draining(&mut st, now);
         progress |= maybe_commit(shared, &mut st, now);
         progress |= settle_revocations(&mut st, now);
         if !progress {
@@ -120,6 +121,7 @@ fn step(shared: &Arc<Shared>) -> (Option<Instant>, Vec<Notice>, bool) {
     let deadline = [
         st.member.poll_timeout(),
         tracker_deadline,
+        st.draining.front().map(|(_, until)| *until),
         st.commit_waiters.iter().map(|w| w.deadline).min(),
     ]
     .into_iter()
@@ -195,11 +197,18 @@ fn on_event(
         GroupEvent::Revoked { partitions } => {
             tracing::info!(partitions = ?partitions, "partitions revoked");
             drop_partitions(shared, st, &partitions);
-            st.tracker.revoke(now, partitions.iter());
             if let Some(l) = &listeners.revoked {
                 notices.push((Arc::clone(l), partitions.clone()));
             }
-            st.revoking.push_back(partitions);
+            // Records already handed out are let finish (acked) before the forced commit, as
+            // the Java client's revocation callback runs between polls; bounded by DRAIN_MAX
+            // and the rebalance timeout. A closing member does not wait.
+            let wait = if st.closing {
+                Duration::ZERO
+            } else {
+                DRAIN_MAX.min(shared.config.member.max_poll_interval / 2)
+            };
+            st.draining.push_back((partitions, now + wait));
         }
         GroupEvent::Lost { partitions } => {
             tracing::warn!(partitions = ?partitions, "partitions lost");
@@ -304,6 +313,38 @@ fn maybe_commit(shared: &Arc<Shared>, st: &mut State, now: Instant) -> bool {
         });
     });
     true
+}
+
+/// Longest wait for the application to finish the records of revoked partitions.
+const DRAIN_MAX: Duration = Duration::from_secs(30);
+
+/// Moves revocations whose handed-out records are all acked (or whose wait is over) to the
+/// forced commit, oldest first.
+fn finish_draining(st: &mut State, now: Instant) -> bool {
+    let mut any = false;
+    while let Some((partitions, until)) = st.draining.front() {
+        let in_flight: usize = partitions
+            .iter()
+            .map(|tp| st.tracker.outstanding(tp).unwrap_or(0))
+            .sum();
+        if in_flight > 0 && now < *until {
+            break;
+        }
+        if in_flight > 0 {
+            tracing::warn!(
+                in_flight,
+                "revoked partitions still had records in processing; their offsets are not \
+                 committed and the next owner reads them again"
+            );
+        }
+        let Some((partitions, _)) = st.draining.pop_front() else {
+            break;
+        };
+        st.tracker.revoke(now, partitions.iter());
+        st.revoking.push_back(partitions);
+        any = true;
+    }
+    any
 }
 
 /// Acknowledges revocations whose forced commit is done, oldest first.

@@ -29,8 +29,9 @@
 //! - `Assigned`: the committed offsets are looked up (OffsetFetch, retried until they come or
 //!   the partitions go away) and the partitions assigned in the fetcher there, or per the
 //!   fetcher's `auto_offset_reset` without a committed offset. `Revoked`: the partitions stop
-//!   fetching, their acked offsets are committed (the tracker's forced commit), then the
-//!   revocation is acknowledged. `Lost`: dropped without commit. `MaxPollExceeded`: a warning.
+//!   fetching, records already handed out get up to min(30 s, half the max poll interval) to
+//!   be acked (skipped by `close()`), the acked offsets are committed (the tracker's forced
+//!   commit), then the revocation is acknowledged. `Lost`: dropped without commit. `MaxPollExceeded`: a warning.
 //! - [`GroupConsumer::next`] hands out records one at a time (only of partitions we own),
 //!   recording each delivery in the offset tracker; [`GroupConsumer::ack_record`] (or
 //!   [`GroupConsumer::ack`] by topic and partition) marks it processed (any order); the
@@ -141,7 +142,9 @@ impl GroupConsumer {
                 active: BTreeSet::new(),
                 awaiting: BTreeMap::new(),
                 assignment_token: 0,
+                draining: VecDeque::new(),
                 revoking: VecDeque::new(),
+                closing: false,
                 commit_in_flight: None,
                 commit_waiters: Vec::new(),
                 pending: VecDeque::new(),
@@ -393,7 +396,11 @@ impl GroupConsumer {
     /// the session timeout plus the request timeout.
     pub async fn close(&self) -> Result<(), GroupConsumerError> {
         let mut done = self.shared.done.subscribe();
-        self.shared.lock().member.close(Instant::now());
+        {
+            let mut st = self.shared.lock();
+            st.closing = true;
+            st.member.close(Instant::now());
+        }
         self.shared.wake.notify_one();
         let limit = self.shared.config.member.session_timeout
             + self.shared.cluster.config().request_timeout;

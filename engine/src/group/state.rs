@@ -40,8 +40,13 @@ pub(crate) struct State {
     pub awaiting: BTreeMap<TopicPartition, u64>,
     /// Last token handed out.
     pub assignment_token: u64,
+    /// Revocations waiting for the application to ack what it was handed of them (or for
+    /// the deadline), oldest first; then they go to `revoking`.
+    pub draining: VecDeque<(PartitionSet, Instant)>,
     /// Revocations waiting for their forced commit, oldest first.
     pub revoking: VecDeque<PartitionSet>,
+    /// Set by `close()`: revocations then skip the drain (the application is stopping).
+    pub closing: bool,
     /// The tracker's commit in flight.
     pub commit_in_flight: Option<CommitId>,
     /// `commit().await` calls waiting for their commit.
