@@ -53,6 +53,7 @@ use std::io::Read;
 use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -566,7 +567,7 @@ async fn mephisto_consume(o: &Options) -> Result<Outcome, BoxError> {
 /// (as rdkafka copies them into its queue).
 fn mephisto_record(o: &Options, i: u64) -> ProducerRecord {
     ProducerRecord {
-        topic: o.topic.clone(),
+        topic: Arc::from(o.topic.as_str()),
         partition: Some(workload::partition_of(i, o.partitions)),
         key: Some(Bytes::copy_from_slice(&workload::key(i))),
         value: Some(Bytes::copy_from_slice(&workload::value(i))),

@@ -23,4 +23,4 @@ pub use tracker::{
     commit_response_errors, CommitId, CommitOutcome, OffsetTracker, OffsetsToCommit,
     PartitionHandle,
 };
-pub use window::PartitionWindow;
+pub use window::{PartitionWindow, MAX_CONSUMERS};

@@ -216,6 +216,34 @@ impl OffsetTracker {
         Ok(new)
     }
 
+    /// Records progress made outside the tracker, for a partition whose per-offset window is
+    /// kept by whoever processes it (the engine's partition acks): its processed prefix now
+    /// ends at `committable`. Nothing must be [delivered](Self::delivered_at) to such a
+    /// partition. Returns whether the committable offset moved.
+    pub fn progress_at(
+        &mut self,
+        handle: PartitionHandle,
+        committable: i64,
+    ) -> Result<bool, TrackError> {
+        let window = &mut self.tracked_at(handle)?.window;
+        let before = window.committable();
+        window.advance_to(committable);
+        let moved = window.committable() > before;
+        if moved {
+            self.dirty = true;
+        }
+        Ok(moved)
+    }
+
+    /// Counts `acks` acks made outside the tracker (see [`progress_at`](Self::progress_at))
+    /// towards the commit policy's `every`.
+    pub fn count_acks(&mut self, acks: u64) {
+        if acks > 0 {
+            self.acks_since_commit = self.acks_since_commit.saturating_add(acks);
+            self.dirty = true;
+        }
+    }
+
     #[inline]
     fn count_ack(&mut self, new: bool) {
         if new {

@@ -72,7 +72,7 @@ mod tests;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_protocol::messages::BrokerId;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
 use crate::cluster::Cluster;
@@ -83,7 +83,7 @@ pub use config::{FetcherConfig, IsolationLevel, OffsetReset};
 pub use error::FetchError;
 pub use state::{FetchPosition, FetcherStats};
 
-use state::State;
+use state::{State, TakeOf};
 
 /// What the fetcher's handle and tasks share.
 #[derive(Debug)]
@@ -284,6 +284,19 @@ impl Fetcher {
         item
     }
 
+    /// A reader of `partition` alone, for a task that processes that partition (see
+    /// [`PartitionReader`]); `None` if it is not assigned. The reader belongs to this
+    /// assignment of the partition: once it is unassigned (or assigned again), the reader
+    /// ends.
+    pub fn reader(&self, partition: &TopicPartition) -> Option<PartitionReader> {
+        let notify = Arc::clone(&self.shared.lock().partitions.get(partition)?.notify);
+        Some(PartitionReader {
+            shared: Arc::clone(&self.shared),
+            partition: partition.clone(),
+            notify,
+        })
+    }
+
     /// Stops the fetcher's tasks and drops what is buffered; later calls fail with
     /// [`FetchError::Closed`].
     pub fn close(&self) {
@@ -312,5 +325,84 @@ impl Fetcher {
 impl Drop for Fetcher {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The batches of one assigned partition, for the task that processes it: the partition-task
+/// counterpart of [`Fetcher::next_batch`] (which serves every partition round-robin). Get one
+/// with [`Fetcher::reader`].
+///
+/// A partition whose task stops taking batches keeps at most one partition's worth
+/// ([`FetcherConfig::max_partition_bytes`]) prefetched and is not fetched further; its task
+/// [pauses](Self::pause) it when it will not take data for a while (its consumers are
+/// full), and then, while another partition's reader waits for data and the buffer is full,
+/// its prefetched data is dropped to make room (after it has been paused for `max_wait`) and
+/// fetched again when it resumes. Taking a batch resumes the partition.
+#[derive(Debug)]
+pub struct PartitionReader {
+    shared: Arc<Shared>,
+    partition: TopicPartition,
+    notify: Arc<Notify>,
+}
+
+impl PartitionReader {
+    /// The partition read.
+    pub fn partition(&self) -> &TopicPartition {
+        &self.partition
+    }
+
+    /// The partition's next batch (or its error), waiting for one; `None` once the partition
+    /// is unassigned (or assigned again) or the fetcher is closed. Cancel-safe.
+    pub async fn next_batch(&self) -> Option<Result<FetchedBatch, FetchError>> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(item) = self.try_next_batch() {
+                return item;
+            }
+            notified.await;
+        }
+    }
+
+    /// The partition's next batch if one is buffered: `Some(None)` once the partition is gone,
+    /// `None` when nothing is buffered yet.
+    pub fn try_next_batch(&self) -> Option<Option<Result<FetchedBatch, FetchError>>> {
+        let (outcome, freed) = self.shared.lock().take_of(&self.partition, &self.notify);
+        if freed {
+            self.shared.notify_loops();
+        }
+        match outcome {
+            TakeOf::Item(item) => Some(Some(item)),
+            TakeOf::Gone => Some(None),
+            TakeOf::Empty => None,
+        }
+    }
+
+    /// Stops fetching the partition until its next batch is asked for; what is prefetched
+    /// stays unless another partition needs the room (see the type's docs).
+    pub fn pause(&self) {
+        let mut state = self.shared.lock();
+        let same = state
+            .partitions
+            .get(&self.partition)
+            .is_some_and(|ps| Arc::ptr_eq(&ps.notify, &self.notify));
+        if same {
+            let _ = state.set_paused(&self.partition, true);
+        }
+        drop(state);
+        // A starving partition may now take this one's room.
+        self.shared.notify_loops();
+    }
+
+    /// The position: the offset of the next record this reader will hand out (`None` while
+    /// it is being looked up, or once the partition is gone).
+    pub fn position(&self) -> Option<i64> {
+        self.shared
+            .lock()
+            .partitions
+            .get(&self.partition)
+            .filter(|ps| Arc::ptr_eq(&ps.notify, &self.notify))
+            .and_then(|ps| ps.position)
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::BrokerId;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::batch::{FetchedBatch, Watermarks};
@@ -73,6 +74,9 @@ pub struct FetcherStats {
     pub peak_buffered_bytes: usize,
     /// Batches handed to the application.
     pub batches_delivered: u64,
+    /// Times the prefetched data of a paused partition was dropped (to be fetched again on
+    /// resume) to make room for a partition whose reader was waiting.
+    pub evictions: u64,
 }
 
 /// One assigned partition.
@@ -89,6 +93,14 @@ pub(crate) struct PartitionState {
     /// Where to fetch from; `None` until the router finds the leader.
     pub leader: Option<Leader>,
     pub paused: bool,
+    /// Since when the partition is paused.
+    pub paused_since: Option<Instant>,
+    /// Wakes the partition's [reader](super::PartitionReader) when data or an error is
+    /// queued for it, or when it is unassigned. One per assignment of the partition: a reader
+    /// of an earlier assignment is told apart by it.
+    pub notify: Arc<Notify>,
+    /// The partition's reader found nothing to take and waits for data.
+    pub reader_waiting: bool,
     /// Id of the request (Fetch or ListOffsets) this partition is part of.
     pub in_flight: Option<u64>,
     /// An error is queued or was delivered: not fetched again before a seek.
@@ -125,6 +137,17 @@ pub(crate) enum Plan {
     },
     /// Nothing to do before something changes, or before this instant.
     Wait(Option<Instant>),
+}
+
+/// What [`State::take_of`] found for one partition.
+#[derive(Debug)]
+pub(crate) enum TakeOf {
+    /// The next batch, or the partition's error.
+    Item(Result<FetchedBatch, FetchError>),
+    /// Nothing buffered yet.
+    Empty,
+    /// The partition is not assigned (any more) under this reader's assignment.
+    Gone,
 }
 
 /// The state behind the fetcher's lock.
@@ -230,6 +253,9 @@ impl State {
             fetch_offset: 0,
             leader: None,
             paused: false,
+            paused_since: None,
+            notify: Arc::new(Notify::new()),
+            reader_waiting: false,
             in_flight: None,
             stopped: false,
             retry_at: None,
@@ -248,6 +274,8 @@ impl State {
     pub(crate) fn unassign(&mut self, tp: &TopicPartition) -> bool {
         match self.partitions.remove(tp) {
             Some(ps) => {
+                // Its reader sees the partition gone.
+                ps.notify.notify_one();
                 self.release(ps.buffered);
                 if ps.queued {
                     self.ready.retain(|t| t != tp);
@@ -292,7 +320,10 @@ impl State {
     ) -> Result<(), FetchError> {
         match self.partitions.get_mut(tp) {
             Some(ps) => {
-                ps.paused = paused;
+                if ps.paused != paused {
+                    ps.paused = paused;
+                    ps.paused_since = paused.then(Instant::now);
+                }
                 Ok(())
             }
             None => Err(FetchError::NotAssigned(tp.clone())),
@@ -360,6 +391,106 @@ impl State {
 
     /// Takes the next batch or error from `ps`'s chunks, finishing drained chunks on the way.
     /// Returns it, the bytes released and whether a chunk was finished.
+    /// The next batch (or error) of `tp` alone, for the reader of the assignment that owns
+    /// `notify`. A reader asking for data un-pauses its partition. The flag says whether
+    /// buffer room was freed (the broker loops may fetch again).
+    pub(crate) fn take_of(&mut self, tp: &TopicPartition, notify: &Arc<Notify>) -> (TakeOf, bool) {
+        let room = self.partition_room();
+        let Some(ps) = self
+            .partitions
+            .get_mut(tp)
+            .filter(|ps| Arc::ptr_eq(&ps.notify, notify))
+        else {
+            return (TakeOf::Gone, false);
+        };
+        let resumed = std::mem::take(&mut ps.paused);
+        ps.paused_since = None;
+        let before = ps.buffered;
+        let (item, released, finished) = Self::take_from(tp, ps);
+        let freed = resumed || finished || (before >= room && ps.buffered < room);
+        ps.reader_waiting = item.is_none();
+        let drained = ps.chunks.is_empty() && ps.queued;
+        if drained {
+            ps.queued = false;
+        }
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(released);
+        if drained {
+            self.ready.retain(|t| t != tp);
+        }
+        match item {
+            Some(item) => {
+                if item.is_ok() {
+                    self.stats.batches_delivered += 1;
+                }
+                (TakeOf::Item(item), freed)
+            }
+            None => (TakeOf::Empty, freed),
+        }
+    }
+
+    /// Makes room for partitions whose reader waits for data (starving) by dropping what
+    /// paused partitions prefetched, largest first, if they have been paused for at least
+    /// `max_wait` (a partition paused only for a moment keeps its data). Their position is
+    /// kept: the data is fetched again after they resume. Returns when the next paused
+    /// partition becomes old enough to be evicted, if room is still missing.
+    fn evict_for_starving(&mut self, now: Instant) -> Option<Instant> {
+        let min_free = self.config.min_free_bytes();
+        let cap = self.config.max_buffered_bytes;
+        let free = |s: &Self| cap.saturating_sub(s.buffered_bytes + s.reserved_bytes);
+        if free(self) >= min_free {
+            return None;
+        }
+        let starving = self
+            .partitions
+            .values()
+            .any(|ps| ps.reader_waiting && ps.chunks.is_empty() && !ps.paused && !ps.stopped);
+        if !starving {
+            return None;
+        }
+        let patience = self.config.max_wait;
+        let mut later: Option<Instant> = None;
+        let mut candidates: Vec<(usize, TopicPartition)> = Vec::new();
+        for (tp, ps) in &self.partitions {
+            let Some(since) = ps.paused_since.filter(|_| ps.paused && ps.buffered > 0) else {
+                continue;
+            };
+            if now >= since + patience {
+                candidates.push((ps.buffered, tp.clone()));
+            } else {
+                let at = since + patience;
+                later = Some(later.map_or(at, |l| l.min(at)));
+            }
+        }
+        candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, tp) in candidates {
+            if free(self) >= min_free {
+                return None;
+            }
+            let epoch = self.epoch();
+            let Some(ps) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            let freed = std::mem::take(&mut ps.buffered);
+            ps.chunks.clear();
+            ps.epoch = epoch;
+            if let Some(position) = ps.position {
+                ps.fetch_offset = position;
+            }
+            let queued = std::mem::take(&mut ps.queued);
+            self.release(freed);
+            if queued {
+                self.ready.retain(|t| *t != tp);
+            }
+            self.stats.evictions += 1;
+            tracing::debug!(partition = %tp, bytes = freed, "paused partition's prefetched data dropped for a starving one");
+        }
+        if free(self) >= min_free {
+            None
+        } else {
+            later
+        }
+    }
+
     fn take_from(
         tp: &TopicPartition,
         ps: &mut PartitionState,
@@ -420,7 +551,7 @@ impl State {
     /// What the loop of `broker` should do now.
     pub(crate) fn plan(&mut self, broker: BrokerId, now: Instant) -> Plan {
         let mut led = 0usize;
-        let mut wake_at: Option<Instant> = None;
+        let mut wake_at: Option<Instant> = self.evict_for_starving(now);
         let mut resets: Vec<(TopicPartition, ResetTo, Option<i32>)> = Vec::new();
         let mut fetchable: Vec<TopicPartition> = Vec::new();
         // Partitions held back only by their prefetch room (or a retry backoff) while the broker
@@ -622,6 +753,7 @@ impl State {
 
     fn enqueue(&mut self, tp: &TopicPartition) {
         if let Some(ps) = self.partitions.get_mut(tp) {
+            ps.notify.notify_one();
             if !ps.queued {
                 ps.queued = true;
                 self.ready.push_back(tp.clone());

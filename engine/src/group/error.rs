@@ -32,6 +32,10 @@ pub enum GroupConsumerError {
     /// The consumer is closed.
     #[error("the group consumer is closed")]
     Closed,
+    /// `next` was called on a partition-mode consumer, whose records are read per partition
+    /// (`AssignedPartition`).
+    #[error("this group consumer hands out partitions, not records: read each AssignedPartition")]
+    PartitionMode,
     /// `close` did not finish in time (the group will evict us after the session timeout).
     #[error("closing the group consumer timed out")]
     CloseTimeout,

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use mephisto_consumer_group::offsets::PartitionHandle;
 use mephisto_wire::record::Record;
+
+use super::acks::PartitionAcks;
 
 /// One record handed to the application; acknowledge it once processed with
 /// [`ack_record`](super::GroupConsumer::ack_record) (no partition lookup) or
@@ -18,6 +19,6 @@ pub struct ConsumedRecord {
     pub offset: i64,
     /// The record (key, value, headers, timestamp), sharing the fetch buffer.
     pub record: Record,
-    /// The partition's handle in the offset tracker, for this assignment of it.
-    pub(crate) handle: PartitionHandle,
+    /// The acks of this assignment of the partition.
+    pub(crate) acks: Arc<PartitionAcks>,
 }

@@ -102,6 +102,24 @@ impl Future for Delivery {
     }
 }
 
+/// Why [`Producer::try_enqueue`] did not queue a record.
+#[derive(Debug)]
+pub enum TryEnqueueError {
+    /// Queueing would have to wait; the record is given back.
+    WouldBlock(ProducerRecord, Blocked),
+    /// The record cannot be queued.
+    Failed(ProduceError),
+}
+
+/// What [`Producer::try_enqueue`] would have waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocked {
+    /// The topic's metadata.
+    Metadata,
+    /// This much buffer memory.
+    Memory(usize),
+}
+
 /// Counters of the producer's work so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStats {
@@ -253,16 +271,46 @@ impl Producer {
     /// metadata and buffer memory, at most `max_block`). Records queued one after the other
     /// for the same partition are written in that order.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<Delivery, ProduceError> {
+        let max_block = self.inner.config.max_block;
+        // `max_block` counts from the first wait; a record that waited opens its batch at the
+        // time it stopped waiting.
+        let deadline = Instant::now() + max_block;
+        let mut record = record;
+        loop {
+            match self.try_enqueue(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err(TryEnqueueError::Failed(e)) => return Err(e),
+                Err(TryEnqueueError::WouldBlock(r, Blocked::Metadata)) => {
+                    self.route(&r.topic, deadline).await?;
+                    record = r;
+                }
+                Err(TryEnqueueError::WouldBlock(r, Blocked::Memory(cost))) => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    // Wait for the memory, then give it back: the next try takes it again
+                    // (another record may take it first; `max_block` still bounds the wait).
+                    drop(self.inner.acc.reserve(cost, remaining).await?);
+                    record = r;
+                }
+            }
+        }
+    }
+
+    /// Queues `record` if that can be done without waiting (its topic's metadata is cached
+    /// and buffer memory is free); otherwise gives it back with [`TryEnqueueError::WouldBlock`]
+    /// (use [`enqueue`](Self::enqueue)). The synchronous path of an application that queues
+    /// one record per event.
+    pub fn try_enqueue(&self, record: ProducerRecord) -> Result<Delivery, TryEnqueueError> {
         let inner = &self.inner;
         if inner.acc.is_closed() {
-            return Err(ProduceError::Closed);
+            return Err(TryEnqueueError::Failed(ProduceError::Closed));
         }
-        // The clock is read only to open a batch (in `append`) and when waiting (metadata,
-        // memory): `max_block` counts from the first wait, and a record that waited opens its
-        // batch at the time it stopped waiting.
-        let max_block = inner.config.max_block;
-        let mut deadline: Option<Instant> = None;
-        let mut now: Option<Instant> = None;
+        let Some(route) = inner
+            .transport
+            .route(&record.topic)
+            .filter(|r| r.partitions > 0)
+        else {
+            return Err(TryEnqueueError::WouldBlock(record, Blocked::Metadata));
+        };
         let ProducerRecord {
             topic,
             partition,
@@ -277,35 +325,29 @@ impl Producer {
             headers,
             timestamp: timestamp.unwrap_or_else(now_ms),
         };
-        let cost = inner.acc.check_size(&data)?;
-        let route = match inner.transport.route(&topic).filter(|r| r.partitions > 0) {
-            Some(route) => route,
-            None => {
-                let until = *deadline.get_or_insert_with(|| Instant::now() + max_block);
-                let route = self.route(&topic, until).await?;
-                now = Some(Instant::now());
-                route
-            }
-        };
+        let cost = inner
+            .acc
+            .check_size(&data)
+            .map_err(TryEnqueueError::Failed)?;
         let target = match (partition, &data.key) {
             (Some(p), _) => {
                 if p < 0 || p >= route.partitions {
-                    return Err(ProduceError::InvalidPartition {
-                        topic,
+                    return Err(TryEnqueueError::Failed(ProduceError::InvalidPartition {
+                        topic: topic.to_string(),
                         partition: p,
                         partitions: route.partitions,
-                    });
+                    }));
                 }
                 Target::Partition(p)
             }
             (None, Some(key)) => match partitioner::partition_for_key(key, route.partitions) {
                 Some(p) => Target::Partition(p),
                 None => {
-                    return Err(ProduceError::InvalidPartition {
-                        topic,
+                    return Err(TryEnqueueError::Failed(ProduceError::InvalidPartition {
+                        topic: topic.to_string(),
                         partition: -1,
                         partitions: route.partitions,
-                    })
+                    }))
                 }
             },
             (None, None) => Target::Sticky {
@@ -313,19 +355,28 @@ impl Producer {
                 available: Arc::clone(&route.available),
             },
         };
-        let permit = match inner.acc.try_reserve(cost)? {
+        let permit = match inner
+            .acc
+            .try_reserve(cost)
+            .map_err(TryEnqueueError::Failed)?
+        {
             Some(permit) => permit,
             None => {
-                let remaining = match deadline {
-                    Some(until) => until.saturating_duration_since(Instant::now()),
-                    None => max_block,
+                let record = ProducerRecord {
+                    topic,
+                    partition,
+                    key: data.key,
+                    value: data.value,
+                    headers: data.headers,
+                    timestamp: Some(data.timestamp),
                 };
-                let permit = inner.acc.reserve(cost, remaining).await?;
-                now = Some(Instant::now());
-                permit
+                return Err(TryEnqueueError::WouldBlock(record, Blocked::Memory(cost)));
             }
         };
-        let appended = inner.acc.append(&topic, target, data, permit, now)?;
+        let appended = inner
+            .acc
+            .append(&topic, target, data, permit, None)
+            .map_err(TryEnqueueError::Failed)?;
         Ok(Delivery {
             slot: appended.slot,
         })

@@ -15,10 +15,10 @@ pub struct RecordHeader {
 }
 
 /// A record to produce.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// Topic name.
-    pub topic: String,
+    /// Topic name (shared: a producer of many records to one topic clones a reference).
+    pub topic: Arc<str>,
     /// Partition; `None` lets the partitioner choose (murmur2 of the key, or the sticky
     /// partition for unkeyed records, see [`partitioner`](super::partitioner)).
     pub partition: Option<i32>,
@@ -34,10 +34,19 @@ pub struct ProducerRecord {
 
 impl ProducerRecord {
     /// A record for `topic` with no key, value or headers.
-    pub fn new(topic: impl Into<String>) -> Self {
+    pub fn new(topic: impl AsRef<str>) -> Self {
+        Self::for_topic(Arc::from(topic.as_ref()))
+    }
+
+    /// A record for a shared topic name (no copy of the name).
+    pub fn for_topic(topic: Arc<str>) -> Self {
         ProducerRecord {
-            topic: topic.into(),
-            ..ProducerRecord::default()
+            topic,
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
         }
     }
 
