@@ -29,9 +29,12 @@
 //!
 //! The types are checked at compile time (the page's "Static types" section): the stream
 //! yields `Add` values and the agent yields `i64`s.
+//!
+//! The agent body is written as on the page, with `yield` in a loop (`async_stream`'s
+//! `try_stream!`); [`adding_combinators`] is the same agent with `StreamExt::map`.
 
 use futures_util::StreamExt;
-use mephisto::{App, AppAgent, Topic};
+use mephisto::{App, AppAgent, BoxError, Stream, Topic};
 use serde::{Deserialize, Serialize};
 
 /// The data sent to our agent: a JSON object with two integer fields, `a` and `b`.
@@ -49,12 +52,27 @@ pub fn define() -> (App, Topic<String, Add>, AppAgent<String, Add, i64>) {
     let app = App::new("agent-example");
     // The Kafka topic used by our agent is named 'adding', and its values are `Add` models.
     let topic = app.topic::<String, Add>("adding");
-    // async def adding(stream: StreamT[Add]) -> AsyncIterable[int]
-    let adding = app
-        .agent::<String, Add>("adding")
-        .topic(&topic)
-        .yielding(|stream| stream.map(|value: Add| Ok(value.a + value.b)));
+    // async def adding(stream: StreamT[Add]) -> AsyncIterable[int]:
+    //     async for value in stream:
+    //         yield value.a + value.b
+    let adding = app.agent::<String, Add>("adding").topic(&topic).yielding(
+        |mut stream: Stream<String, Add>| {
+            async_stream::try_stream! {
+                while let Some(value) = stream.next().await {
+                    yield value.a + value.b;
+                }
+            }
+        },
+    );
     (app, topic, adding)
+}
+
+/// The same agent body with a combinator instead of a loop.
+#[allow(dead_code)]
+pub fn adding_combinators(
+    stream: Stream<String, Add>,
+) -> impl futures_util::Stream<Item = Result<i64, BoxError>> {
+    stream.map(|value: Add| Ok(value.a + value.b))
 }
 
 #[allow(dead_code)]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mephisto::event::ReqRepResponse;
+use mephisto::reqrep::ReqRepResponse;
 use mephisto::{App, AskOptions};
 use serde::{Deserialize, Serialize};
 
@@ -82,12 +82,13 @@ fn main() -> std::process::ExitCode {
                 },
             )
             .await?;
-        for _ in 0..300 {
-            if replies.load(Ordering::Relaxed) >= 1 && adds.load(Ordering::Relaxed) >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Until the reply reached another_agent.
+        worker.wait_idle(Duration::from_secs(30)).await;
+        println!(
+            "adder added {} times, another_agent got {} reply",
+            adds.load(Ordering::Relaxed),
+            replies.load(Ordering::Relaxed)
+        );
         worker.stop().await?;
         Ok(())
     })

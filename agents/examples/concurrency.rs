@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
         .processing(move |articles| {
             let db = store.clone();
             async move {
-                let mut articles = articles.enumerate(0);
+                let mut articles = articles.enumerate();
                 while let Some((n, article)) = articles.next().await {
                     let body = fetch_article(&article, n as u64).await;
                     store_article_in_db(&db, &article.url, body).await;
@@ -83,14 +83,9 @@ fn main() -> std::process::ExitCode {
                 url: format!("https://news.example/{i}"),
                 date_published: format!("2026-11-{:02}T12:00:00Z", 1 + i % 28),
             };
-            news_topic.send(None, article).await?;
+            news_topic.send(None, article).await?.await?;
         }
-        for _ in 0..300 {
-            if db.lock().map(|d| d.len()).unwrap_or(0) >= 30 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        worker.wait_idle(Duration::from_secs(30)).await;
         worker.stop().await?;
         println!(
             "{} articles stored",

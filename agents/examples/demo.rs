@@ -68,7 +68,7 @@ fn main() -> std::process::ExitCode {
             async move {
                 let mut events = stream.events();
                 while let Some(event) = events.next().await {
-                    let at = event.message.as_ref().map(|m| m.coordinate.to_string());
+                    let at = event.coordinate().map(|c| c.to_string());
                     println!(
                         "  log_reader read {} from {} (topic sink)",
                         event.value,
@@ -82,18 +82,20 @@ fn main() -> std::process::ExitCode {
 
     // The page's agent: `async def adding(stream): async for value in stream: yield a + b`.
     let topic = app.topic::<String, Add>("adding");
+    let sinks = vec![
+        Sink::func(|sum: i64| println!("  function sink got {sum}")),
+        adding_log.sink(),
+        audit.as_sink(),
+    ];
     let adding = app
         .agent::<String, Add>("adding")
         .topic(&topic)
-        .yielding(|stream| {
+        .yielding_to(sinks, |stream| {
             stream.map(|value: Add| {
                 println!("  adding: {} + {}", value.a, value.b);
                 Ok(value.a + value.b)
             })
-        })
-        .sink(Sink::func(|sum: i64| println!("  function sink got {sum}")))
-        .sink(adding_log.sink())
-        .sink(audit.as_sink());
+        });
 
     let pow2 = app
         .agent::<String, i64>("pow2")
@@ -113,7 +115,7 @@ fn main() -> std::process::ExitCode {
                     .group_by(|t: &BankTransfer| t.account_id.clone(), "account_id")
                     .events();
                 while let Some(event) = events.next().await {
-                    let partition = event.message.as_ref().map(|m| m.coordinate.partition);
+                    let partition = event.message().map(|m| m.partition);
                     println!(
                         "  transfers: {:>6.2} for {} arrived keyed {:?} in partition {:?}",
                         event.value.amount,
@@ -140,8 +142,13 @@ fn main() -> std::process::ExitCode {
 
         println!("\n2. cast without waiting: adding.cast(Add(a=2, b=2))");
         adding.cast(Add { a: 2, b: 2 }).await?;
-        wait_for(&audited, 2).await;
-        wait_for(&logged, 2).await;
+        // Until the cast went through the sinks and their readers.
+        worker.wait_idle(Duration::from_secs(30)).await;
+        println!(
+            "   audit saw {}, log_reader saw {}",
+            audited.load(Ordering::Relaxed),
+            logged.load(Ordering::Relaxed)
+        );
 
         println!("\n3. pow2.map([1..8]): replies as they come");
         let mut replies = Box::pin(pow2.map(1..=8));
@@ -161,20 +168,11 @@ fn main() -> std::process::ExitCode {
             };
             transfers_topic.send(None, transfer).await?;
         }
-        wait_for(&regrouped, 6).await;
+        worker.wait_idle(Duration::from_secs(30)).await;
+        println!("   {} regrouped", regrouped.load(Ordering::Relaxed));
 
         println!("\nstopping the worker (finishes in-flight events, commits, leaves the group)");
         worker.stop().await?;
         Ok(())
     })
-}
-
-/// Waits (at most 30 s) until `counter` reaches `n`.
-async fn wait_for(counter: &AtomicUsize, n: usize) {
-    for _ in 0..300 {
-        if counter.load(Ordering::Relaxed) >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

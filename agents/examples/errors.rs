@@ -77,16 +77,20 @@ fn main() -> std::process::ExitCode {
             .topic::<String, String>("orders")
             .value_codec(mephisto::CodecName::Raw);
         for (id, quantity) in [(1, 2), (2, 0), (3, 5)] {
-            orders.send(None, Order { id, quantity }).await?;
+            orders.send(None, Order { id, quantity }).await?.await?;
         }
-        raw.send(None, "not an order".to_string()).await?;
-        orders.send(None, Order { id: 5, quantity: 1 }).await?;
-        for _ in 0..300 {
-            if dead_seen.load(Ordering::Relaxed) >= 2 && done.load(Ordering::Relaxed) >= 6 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        raw.send(None, "not an order".to_string()).await?.await?;
+        orders
+            .send(None, Order { id: 5, quantity: 1 })
+            .await?
+            .await?;
+        // Until the orders, their retries and the dead letters are processed.
+        worker.wait_idle(Duration::from_secs(60)).await;
+        println!(
+            "{} attempts, {} dead letters",
+            done.load(Ordering::Relaxed),
+            dead_seen.load(Ordering::Relaxed)
+        );
         worker.stop().await?;
         Ok(())
     })

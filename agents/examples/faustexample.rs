@@ -46,11 +46,16 @@ fn main() -> std::process::ExitCode {
     }
     app.main_with(|app| async move {
         let worker = app.start_worker().await?;
+        let mut last = None;
         for event in ["first", "second", "third"] {
-            myagent.cast(serde_json::Value::from(event)).await?;
+            last = myagent.cast(serde_json::Value::from(event)).await?;
         }
-        // The worker finishes what it was given before it stops.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // Until the agent has processed the last one.
+        if let Some(sent) = last {
+            worker
+                .processed(&sent.await?, std::time::Duration::from_secs(30))
+                .await;
+        }
         worker.stop().await?;
         Ok(())
     })

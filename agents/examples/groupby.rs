@@ -57,7 +57,7 @@ fn main() -> std::process::ExitCode {
                 while let Some(event) = transfers.next().await {
                     // Transfers now arrive keyed by account id: same account, same partition,
                     // same agent instance.
-                    let at = event.message.as_ref().map(|m| m.coordinate.to_string());
+                    let at = event.coordinate().map(|c| c.to_string());
                     println!(
                         "transfer of {:>6.2} for {} (key {:?}) from {}",
                         event.value.amount,
@@ -78,15 +78,11 @@ fn main() -> std::process::ExitCode {
                 account_id: format!("account-{}", i % 3),
                 amount: 10.0 * f64::from(i),
             };
-            topic.send(None, transfer).await?;
+            topic.send(None, transfer).await?.await?;
         }
-        // Wait (at most 30 s) until the agent has received all twelve.
-        for _ in 0..300 {
-            if received.load(Ordering::Relaxed) >= 12 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Until the transfers went through the repartition topic to the agent.
+        worker.wait_idle(Duration::from_secs(30)).await;
+        println!("{} transfers received", received.load(Ordering::Relaxed));
         worker.stop().await?;
         Ok(())
     })

@@ -61,30 +61,30 @@ fn main() -> std::process::ExitCode {
             }
         });
 
-    let agent_a = app
-        .agent::<String, String>("agent_a")
-        .yielding(|stream| {
+    // @app.agent(sink=[mysink, mysink_async, agent_log_topic, agent_b])
+    let agent_a = app.agent::<String, String>("agent_a").yielding_to(
+        vec![
+            mysink,
+            mysink_async,
+            agent_log_topic.sink(),
+            agent_b.as_sink(),
+        ],
+        |stream| {
             stream.map(|event: String| {
                 println!("AGENT A RECEIVED: {event:?}");
                 Ok(event)
             })
-        })
-        .sink(mysink)
-        .sink(mysink_async)
-        .sink(agent_log_topic.sink())
-        .sink(agent_b.as_sink());
+        },
+    );
 
     app.main_with(|app| async move {
         let worker = app.start_worker().await?;
         for word in ["alpha", "beta", "gamma"] {
             agent_a.cast(word.to_string()).await?;
         }
-        for _ in 0..300 {
-            if received.load(Ordering::Relaxed) >= 3 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Until agent_a's values went through every sink and agent_b read them.
+        worker.wait_idle(Duration::from_secs(30)).await;
+        println!("agent_b received {}", received.load(Ordering::Relaxed));
         worker.stop().await?;
         Ok(())
     })

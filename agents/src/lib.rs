@@ -2,35 +2,23 @@
 //!
 //! Faust's Agents page, in Rust: an [`App`] declares typed [`Topic`]s and channels, agents
 //! are async functions over a [`Stream`], a [`Worker`] runs them as one consumer-group member
-//! per process, and [`AppAgent`]s can be `cast` to, `ask`ed (the reply comes back through this
-//! process's reply topic), `map`ped and `join`ed.
+//! per process, with a task per assigned partition, and [`AppAgent`]s can be `cast` to,
+//! `ask`ed (the reply comes back through this process's reply topic), `map`ped and `join`ed.
 //!
-//! # Modules
-//! * [`app`]: [`App`] (settings with Faust's names, `topic`, `topic_many`, `channel`,
-//!   `agent`, `start_worker`, `main` for the `worker`/`send`/`agents` command line),
-//!   [`Topic`] (codecs, partitions, `send`, `sink`), [`AgentBuilder`] (topic or channel
-//!   source, default topic `<app id>-<agent name>`, `concurrency`, `retry`, `supervisor`,
-//!   `dead_letter`), [`AppAgent`] (`cast`, `send` with `reply_to` and correlation id, `ask`,
-//!   `map`, `kvmap`, `join`, `kvjoin`, sinks, `test_context`), [`Worker`].
-//! * [`codec`]: models are serde types; codecs [`codec::Json`] (default for values),
-//!   [`codec::Raw`] (default for keys: bytes or UTF-8 text), [`codec::Postcard`]; typed
-//!   [`codec::CodecError`] naming codec, direction, key/value, Rust type and, when known, the
-//!   topic/partition/offset. A record that does not decode is logged with its coordinate,
-//!   dead-lettered when the agent has a dead-letter topic, and acked: the worker goes on.
-//! * [`event`]: [`event::Event`] (key, value, headers, topic/partition/offset/timestamp when from
-//!   a topic, ack), the `Faust-Ag-ReplyTo` / `Faust-Ag-CorrelationId` headers, Faust's
-//!   `ReqRepResponse` and `ReqRepRequest`.
-//! * [`ack`]: the [`ack::AckSink`] hook that receives each event's ack exactly once (out of
-//!   order with concurrent actors); a worker's acks go to the consumer's offset tracker, which
-//!   commits only the contiguous processed prefix of each partition.
-//! * [`channel`]: `app.channel()`: a bounded in-memory queue with back-pressure.
-//! * [`stream`]: [`stream::Stream`] (a `futures` stream of values; any `StreamExt` adapter
-//!   works on it) with `filter`, `filter_async`, `take(max, within)`, `take_events`,
-//!   `enumerate(start)`, `items()`, `events()`, `current_event()`, `noack()` and manual `ack`,
-//!   and, through topics, `group_by(key_fn, name)`, `through(topic)` and `echo(topics)`.
-//! * [`agent`]: [`agent::Agent`], the broker-free core of an agent: concurrency, sinks,
-//!   replies, a supervisor with a restart limit, a retry policy.
-//! * [`test_context`]: `agent.test_context()` and `put(value)` → yielded result, no broker.
+//! # Layout
+//! Three layers, each a top-level module, importing only the ones below it (no two
+//! top-level modules import each other, directly or around a loop):
+//! * [`core`]: the broker-free core — events and acks, codecs, channels, streams, agents and
+//!   their actors, supervision, sinks, `test_context`. It imports neither the engine nor the
+//!   app.
+//! * [`runtime`]: the Kafka runtime on core + engine — the worker, its partition tasks and
+//!   routes, topic sinks and replies with their write tracking, dead letters, the reply
+//!   reader, the connection and the settings.
+//! * [`app`]: the Faust API on top — [`App`], [`Topic`], agent builders, `ask`/`map`/`join`,
+//!   `group_by`/`through`/`echo`, and `app.main()`'s command line.
+//!
+//! The core's modules are re-exported at the crate root (`mephisto::agent`,
+//! `mephisto::stream`, ...).
 //!
 //! # Example: the `adding` agent of Faust's Agents page
 //! ```
@@ -65,20 +53,28 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod ack;
-pub mod agent;
 pub mod app;
-pub mod channel;
-pub mod codec;
-pub mod event;
-mod repartition;
-pub mod stream;
-pub mod test_context;
+pub mod core;
+pub mod runtime;
 
-pub use agent::{Agent, AgentError, AgentHandle, Reply, RestartPolicy, RetryPolicy, Sink, Written};
-pub use app::{AgentBuilder, App, AppAgent, AppError, AskOptions, Settings, Topic, Worker};
-pub use channel::{Channel, ChannelSender};
-pub use codec::{BoxError, Codec, CodecError, CodecName};
-pub use event::Event;
-pub use stream::Stream;
-pub use test_context::TestContext;
+pub use crate::core::{
+    ack, agent, channel, codec, error, event, policy, queue, reqrep, sink, stream, supervisor,
+    take, test_context,
+};
+
+pub use crate::app::{
+    AgentBuilder, AgentInfo, App, AppAgent, AppError, AskOptions, Model, SendHandle, SendOptions,
+    Topic,
+};
+pub use crate::core::agent::{Agent, Reply};
+pub use crate::core::channel::{Channel, ChannelSender};
+pub use crate::core::codec::{Codec, CodecError, CodecName};
+pub use crate::core::error::{AgentError, BoxError, WriteError};
+pub use crate::core::event::Event;
+pub use crate::core::policy::{RestartPolicy, RetryPolicy};
+pub use crate::core::sink::Sink;
+pub use crate::core::stream::Stream;
+pub use crate::core::supervisor::AgentHandle;
+pub use crate::core::test_context::TestContext;
+pub use crate::runtime::settings::{Settings, DEFAULT_BROKER};
+pub use crate::runtime::worker::{StopReport, Worker};

@@ -9,9 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mephisto::ack::MemoryAcks;
-use mephisto::agent::{Agent, AgentError, Reply, RestartPolicy, RetryPolicy, Sink};
+use mephisto::agent::{Agent, Reply};
 use mephisto::channel::Channel;
-use mephisto::event::reply_headers;
+use mephisto::error::AgentError;
+use mephisto::policy::{RestartPolicy, RetryPolicy};
+use mephisto::reqrep::{reply_headers, ReqRepResponse};
+use mephisto::sink::Sink;
 use mephisto::BoxError;
 use serde::{Deserialize, Serialize};
 
@@ -171,7 +174,7 @@ async fn sinks_function_async_and_another_agent() {
                     a_push(v);
                 }
             }))
-            .sink(Sink::agent(&agent_b).unwrap());
+            .sink(Sink::agent(&agent_b));
     let ctx = agent_a.test_context().unwrap();
     for v in 1..=3 {
         assert_eq!(ctx.put(v).await.unwrap(), Some(v * 10));
@@ -202,15 +205,12 @@ async fn sinks_on_non_yielding_agent_are_rejected() {
 
 #[tokio::test]
 async fn yielded_values_reach_reply_callback_and_sinks() {
-    let (replies, reply_push) = collector::<Reply<String, i64>>();
+    let (replies, reply_push) = collector::<Reply<i64>>();
     let (sunk, sink_push) = collector::<i64>();
-    let reply_push = Arc::new(reply_push);
     let adding: Agent<String, Add, i64> =
         Agent::yielding("adding", |stream| stream.map(|v: Add| Ok(v.a + v.b)))
-            .on_reply(move |r| {
-                let reply_push = reply_push.clone();
-                async move { reply_push(r) }
-            })
+            .on_reply(reply_push)
+            .reply_keys_as_json()
             .sink(Sink::func(sink_push));
     let ctx = adding.test_context().unwrap();
     let got = ctx
@@ -227,11 +227,16 @@ async fn yielded_values_reach_reply_callback_and_sinks() {
     let replies = replies.lock().unwrap().clone();
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].topic, "f-reply-abc");
-    assert_eq!(replies[0].response.correlation_id, "cid-1");
-    assert_eq!(replies[0].response.key.as_deref(), Some("k1"));
-    assert_eq!(replies[0].response.value, 4);
+    assert_eq!(replies[0].correlation_id, "cid-1");
+    assert_eq!(replies[0].key, Some(serde_json::json!("k1")));
+    assert_eq!(replies[0].value, 4);
+    let response = ReqRepResponse::new(
+        replies[0].key.clone(),
+        replies[0].value,
+        replies[0].correlation_id.clone(),
+    );
     assert_eq!(
-        serde_json::to_value(&replies[0].response).unwrap()["__faust"]["ns"],
+        serde_json::to_value(&response).unwrap()["__faust"]["ns"],
         "@ReqRepResponse"
     );
     assert_eq!(*sunk.lock().unwrap(), vec![4, 2]);
@@ -344,7 +349,7 @@ async fn restart_limit(panic: bool) {
         }
         other => panic!("expected TooManyRestarts, got {other}"),
     }
-    assert_eq!(err.delivery().unwrap().seq, 2);
+    assert_eq!(err.event().unwrap().seq, 2);
     assert_eq!(
         acks.acked_seqs(),
         vec![0, 1, 2],
@@ -400,22 +405,18 @@ fn flaky(failures: usize, attempts: Arc<AtomicUsize>) -> Agent<(), i64, i64> {
     })
 }
 
-#[tokio::test]
-async fn retry_policy_redelivers_with_backoff() {
+#[tokio::test(start_paused = true)]
+async fn retry_policy_redelivers_with_backoff_in_virtual_time() {
     let attempts = Arc::new(AtomicUsize::new(0));
     let ctx = flaky(2, attempts.clone())
         .retry(RetryPolicy::new(3, Duration::from_millis(20)))
         .test_context()
         .unwrap();
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     assert_eq!(ctx.put(7).await.unwrap(), Some(14));
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     // Backoff 20 ms then 40 ms.
-    assert!(
-        start.elapsed() >= Duration::from_millis(55),
-        "{:?}",
-        start.elapsed()
-    );
+    assert_eq!(start.elapsed(), Duration::from_millis(60));
     assert_eq!(ctx.put(1).await.unwrap(), Some(2));
     assert_eq!(ctx.acked(), vec![0, 1]);
 
@@ -506,9 +507,38 @@ async fn stop_ends_a_running_agent() {
         .unwrap();
 }
 
+/// A fetched record at `offset` with value `value` (JSON), through the wire crate.
+fn record_at(offset: i64, value: &str) -> mephisto_wire::record::Record {
+    use mephisto_wire::record::{BatchEncoder, BatchSpec, DecodeOptions, NewRecord, RecordBatch};
+    let mut buf = Vec::new();
+    let spec = BatchSpec {
+        base_offset: offset,
+        ..BatchSpec::default()
+    };
+    BatchEncoder::new()
+        .encode(
+            &spec,
+            &[NewRecord::new(
+                None,
+                Some(value.as_bytes()),
+                1_700_000_000_000,
+            )],
+            &mut buf,
+        )
+        .unwrap();
+    let batch = RecordBatch::parse(Bytes::from(buf), &DecodeOptions::default()).unwrap();
+    batch
+        .records()
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn topic_events_keep_their_coordinates_in_errors_and_logs() {
-    use mephisto::ack::Delivery;
+    use mephisto::ack::AckRef;
     use mephisto::event::{Coordinate, Event, Message};
     let (logs, _guard) = Logs::capture();
     let acks = MemoryAcks::new();
@@ -517,37 +547,30 @@ async fn topic_events_keep_their_coordinates_in_errors_and_logs() {
         .channel(ch.clone())
         .supervisor(RestartPolicy::crash());
     let handle = agent.start().unwrap();
+    let message = Message {
+        topic: "numbers".into(),
+        partition: 2,
+        record: record_at(41, "13"),
+    };
+    let ev = Event::from_message(
+        None,
+        13,
+        message,
+        Some(AckRef::new(Arc::new(acks.clone()), 41, 0)),
+    );
+    ch.sender().deliver(ev).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), handle.join())
+        .await
+        .unwrap()
+        .unwrap_err();
     let coordinate = Coordinate {
         topic: "numbers".into(),
         partition: 2,
         offset: 41,
     };
-    let ev = Event::new(
-        None,
-        13,
-        vec![],
-        Some(Message {
-            coordinate: coordinate.clone(),
-            timestamp_ms: Some(1_700_000_000_000),
-        }),
-        Delivery {
-            seq: 41,
-            coordinate: Some(coordinate.clone()),
-        },
-        Arc::new(acks.clone()),
-    );
-    ch.sender().unwrap().deliver(ev).await.unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(5), handle.join())
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(
-        err.delivery().unwrap().coordinate.as_ref(),
-        Some(&coordinate)
-    );
+    assert_eq!(err.event().unwrap().coordinate.as_ref(), Some(&coordinate));
     assert!(err.to_string().contains("numbers[2]@41"), "{err}");
-    assert_eq!(acks.acked().len(), 1);
-    assert_eq!(acks.acked()[0].coordinate.as_ref(), Some(&coordinate));
+    assert_eq!(acks.acked_seqs(), vec![41], "the failed event is acked");
     let text = logs.text();
     assert!(text.contains("coordinate=numbers[2]@41"), "{text}");
 }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mephisto::ack::{Delivery, MemoryAcks};
-use mephisto::codec::{self, Codec, CodecName, Direction, Json, Part, Postcard, Raw};
-use mephisto::event::{
-    reply_headers, Coordinate, Event, ReqRepRequest, ReqRepResponse, CORRELATION_ID_HEADER,
-    REPLY_TO_HEADER,
+use mephisto::ack::{AckRef, MemoryAcks};
+use mephisto::codec::{self, Codec, CodecName, Direction, Json, Part, Postcard, Raw, SerdeCodec};
+use mephisto::event::{Coordinate, Event, Headers};
+use mephisto::reqrep::{
+    reply_headers, ReqRepRequest, ReqRepResponse, CORRELATION_ID_HEADER, REPLY_TO_HEADER,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,8 @@ fn json_round_trip_and_faust_shape() {
     let bytes = Codec::<Add>::encode(&Json, &Add { a: 4, b: 4 }).unwrap();
     assert_eq!(&bytes[..], br#"{"a":4,"b":4}"#);
     let back: Add = Json.decode(&bytes).unwrap();
+    let by_name: Add = SerdeCodec(CodecName::Json).decode(&bytes).unwrap();
+    assert_eq!(by_name, back);
     assert_eq!(back, Add { a: 4, b: 4 });
 }
 
@@ -83,7 +85,7 @@ fn codecs_by_name() {
 
 #[test]
 fn typed_errors_name_what_failed() {
-    let err = Codec::<Add>::decode(&Json, br#"{"a":1}"#)
+    let err = Codec::<Add>::decode(&Json, &Bytes::from_static(br#"{"a":1}"#))
         .unwrap_err()
         .for_part(Part::Value)
         .at(Coordinate {
@@ -101,11 +103,11 @@ fn typed_errors_name_what_failed() {
     assert!(text.contains("missing field `b`"), "{text}");
     assert!(std::error::Error::source(&err).is_some());
 
-    let err = Codec::<String>::decode(&Raw, b"\xff\xfe").unwrap_err();
+    let err = Codec::<String>::decode(&Raw, &Bytes::from_static(b"\xff\xfe")).unwrap_err();
     assert_eq!((err.codec, err.direction), ("raw", Direction::Decode));
     assert!(err.at.is_none());
 
-    let err = Codec::<Add>::decode(&Postcard, b"").unwrap_err();
+    let err = Codec::<Add>::decode(&Postcard, &Bytes::new()).unwrap_err();
     assert_eq!(err.codec, "postcard");
 }
 
@@ -139,13 +141,9 @@ fn event_reply_headers_and_ack_once() {
     let ev: Event<String, i64> = Event::new(
         Some("k".into()),
         1,
-        reply_headers("f-reply-x", "cid-9"),
-        None,
-        Delivery {
-            seq: 7,
-            coordinate: None,
-        },
-        Arc::new(acks.clone()),
+        Headers::from_pairs(reply_headers("f-reply-x", "cid-9")),
+        7,
+        Some(AckRef::new(Arc::new(acks.clone()), 7, 0)),
     );
     let to = ev.reply_to().unwrap();
     assert_eq!(
@@ -155,6 +153,6 @@ fn event_reply_headers_and_ack_once() {
     let clone = ev.clone();
     assert!(ev.ack());
     assert!(!clone.ack());
-    assert!(clone.is_acked());
+    assert!(acks.is_acked(7));
     assert_eq!(acks.acked_seqs(), vec![7]);
 }

@@ -154,9 +154,8 @@ async fn through_and_echo_forward_and_continue() {
                 let mut events = events;
                 while let Some(ev) = events.next().await {
                     let topic = ev
-                        .message
-                        .as_ref()
-                        .map(|m| m.coordinate.topic.clone())
+                        .message()
+                        .map(|m| m.topic.to_string())
                         .unwrap_or_default();
                     g.lock().unwrap().push((ev.key.clone(), ev.value, topic));
                 }

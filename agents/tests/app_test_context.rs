@@ -27,8 +27,8 @@ async fn pow2_and_its_sinks_without_a_broker() {
     let s = squares.clone();
     let pow2 = app
         .agent::<String, i64>("pow2")
-        .yielding(|stream| stream.map(|x: i64| Ok(x * x)))
-        .sink(Sink::func(move |v: i64| s.lock().unwrap().push(v)));
+        .yielding(|stream| stream.map(|x: i64| Ok(x * x)));
+    pow2.add_sink(Sink::func(move |v: i64| s.lock().unwrap().push(v)));
     let ctx = pow2.test_context().expect("test context");
     for x in 1..=8 {
         assert_eq!(ctx.put(x).await.unwrap(), Some(x * x));

@@ -80,12 +80,14 @@ async fn ask_cast_map_join_and_sinks() {
         .agent::<String, Add>("adding")
         .topic(&topic)
         .concurrency(4)
-        .yielding(|stream| stream.map(|v: Add| Ok(v.a + v.b)))
-        .sink(mephisto::Sink::func(move |v: i64| {
-            y.lock().unwrap().push(v)
-        }))
-        .sink(log_topic.sink())
-        .sink(agent_b.as_sink());
+        .yielding_to(
+            vec![
+                mephisto::Sink::func(move |v: i64| y.lock().unwrap().push(v)),
+                log_topic.sink(),
+                agent_b.as_sink(),
+            ],
+            |stream| stream.map(|v: Add| Ok(v.a + v.b)),
+        );
     let worker = app.start_worker().await.expect("worker starts");
 
     assert_eq!(adding.ask(Add { a: 4, b: 4 }).await.expect("ask"), 8);
@@ -178,9 +180,14 @@ async fn bad_records_and_agent_errors_are_dead_lettered_and_the_worker_goes_on()
                 let mut events = stream.events();
                 while let Some(ev) = events.next().await {
                     let headers = ev
-                        .headers
+                        .headers()
                         .iter()
-                        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()))
+                        .map(|(k, v)| {
+                            (
+                                String::from_utf8_lossy(k).into_owned(),
+                                String::from_utf8_lossy(v.unwrap_or_default()).into_owned(),
+                            )
+                        })
                         .collect();
                     ds.lock().unwrap().push((headers, ev.value.clone()));
                 }
@@ -311,11 +318,7 @@ async fn isolated_partitions_give_each_partition_its_own_instance() {
             async move {
                 let mut events = stream.events();
                 while let Some(ev) = events.next().await {
-                    let c = ev
-                        .message
-                        .as_ref()
-                        .map(|m| m.coordinate.clone())
-                        .expect("coordinate");
+                    let c = ev.coordinate().expect("coordinate");
                     s.lock().unwrap().push((instance, c.partition, c.offset));
                 }
                 Ok(())

@@ -18,7 +18,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::error::AppError;
 use crate::app::App;
-use crate::codec::CodecName;
 
 #[derive(Debug, Parser)]
 #[command(about = "A Mephisto app: run its worker, send to its agents, list them.")]
@@ -77,6 +76,20 @@ impl Level {
     }
 }
 
+/// The app's runtime: multi-threaded, so an agent that blocks its thread leaves the others
+/// (and the producer) running; the consumer group runs on a thread of its own anyway.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        )
+        .enable_all()
+        .build()
+}
+
 pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -101,10 +114,7 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
     if let Some(url) = cli.broker.clone() {
         app.configure(|s| s.broker = url);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: cannot start the async runtime: {e}", app.id());
@@ -123,7 +133,7 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
 pub(crate) fn run_demo<F, Fut>(app: App, demo: F) -> ExitCode
 where
     F: FnOnce(App) -> Fut,
-    Fut: std::future::Future<Output = Result<(), crate::BoxError>>,
+    Fut: std::future::Future<Output = Result<(), crate::core::error::BoxError>>,
 {
     let level = std::env::var("MEPHISTO_LOGLEVEL")
         .ok()
@@ -134,10 +144,7 @@ where
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: cannot start the async runtime: {e}", app.id());
@@ -187,27 +194,33 @@ async fn run(app: &App, command: Cmd) -> Result<(), AppError> {
                         .agents()
                         .into_iter()
                         .find(|a| a.name == name)
-                        .ok_or_else(|| AppError::Config(format!("no agent named {name}")))?;
-                    let topic = info.topics.first().cloned().ok_or_else(|| {
-                        AppError::Config(format!("agent {name} reads a channel, not a topic"))
-                    })?;
+                        .ok_or_else(|| AppError::UnknownAgent(name.to_owned()))?;
+                    let topic = info
+                        .topics
+                        .first()
+                        .cloned()
+                        .ok_or_else(|| AppError::ChannelAgent(name.to_owned()))?;
                     (topic, info.value_codec)
                 }
-                None => (target, CodecName::Raw),
+                None => (target, "raw"),
             };
             let value = value.unwrap_or_default();
             match value_codec {
-                CodecName::Json => {
-                    serde_json::from_str::<serde_json::Value>(&value).map_err(|e| {
-                        AppError::Config(format!("the value for {topic} must be JSON: {e}"))
+                "json" => {
+                    serde_json::from_str::<serde_json::Value>(&value).map_err(|source| {
+                        AppError::NotJson {
+                            topic: topic.clone(),
+                            source,
+                        }
                     })?;
                 }
-                CodecName::Postcard => {
-                    return Err(AppError::Config(format!(
-                        "{topic} uses postcard values, which cannot be given as text"
-                    )))
+                "raw" => {}
+                codec => {
+                    return Err(AppError::NotText {
+                        topic: topic.clone(),
+                        codec,
+                    })
                 }
-                CodecName::Raw => {}
             }
             app.declare().await?;
             let client = app.client().await?;
@@ -234,13 +247,13 @@ async fn run(app: &App, command: Cmd) -> Result<(), AppError> {
 
 async fn run_worker(app: &App) -> Result<(), AppError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| AppError::Signals(e.to_string()))?;
+        .map_err(AppError::Process)?;
     let mut worker = app.start_worker().await?;
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: stopping"); Ok(()) }
         _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); Ok(()) }
-        r = worker.wait() => r,
+        r = worker.wait() => r.map_err(AppError::from),
     };
-    let stopped = worker.stop().await;
+    let stopped = worker.stop().await.map(|_| ()).map_err(AppError::from);
     outcome.and(stopped)
 }

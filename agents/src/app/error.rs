@@ -7,25 +7,17 @@ use mephisto_engine::group::GroupConsumerError;
 use mephisto_engine::producer::ProduceError;
 use mephisto_engine::EngineError;
 
-use crate::agent::AgentError;
-use crate::codec::CodecError;
+use crate::core::codec::CodecError;
+use crate::core::error::AgentError;
+use crate::runtime::error::RuntimeError;
 
 /// An error of the app layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AppError {
-    /// Connecting to or talking with the brokers failed.
-    #[error("broker: {0}")]
-    Engine(#[from] EngineError),
-    /// A record could not be produced.
-    #[error("produce: {0}")]
-    Produce(#[from] ProduceError),
-    /// The consumer group failed.
-    #[error("consumer group: {0}")]
-    Group(#[from] GroupConsumerError),
-    /// Reading replies failed.
-    #[error("reply consumer: {0}")]
-    Fetch(#[from] FetchError),
+    /// Connecting, producing, running the worker or reading replies failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     /// A key or value could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -44,16 +36,60 @@ pub enum AppError {
         /// How long we waited.
         after: Duration,
     },
-    /// A setting or an argument is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The in-process development broker could not start.
-    #[error("development broker: {0}")]
-    DevBroker(String),
+    /// No agent of the app has this name.
+    #[error("no agent named {0}")]
+    UnknownAgent(String),
+    /// The agent reads an in-memory channel, not a topic.
+    #[error("agent {0} reads a channel, not a topic")]
+    ChannelAgent(String),
+    /// `isolated_partitions` needs a topic source and one actor.
+    #[error("agent {0}: isolated_partitions needs a topic source and concurrency 1")]
+    IsolatedPartitions(String),
+    /// A value given as text is not JSON for a JSON topic.
+    #[error("the value for {topic} must be JSON: {source}")]
+    NotJson {
+        /// The topic.
+        topic: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value cannot be given as text for this topic's codec.
+    #[error("{topic} uses {codec} values, which cannot be given as text")]
+    NotText {
+        /// The topic.
+        topic: String,
+        /// The codec.
+        codec: &'static str,
+    },
     /// The target agent or channel is closed.
     #[error("{0} is closed")]
     Closed(String),
-    /// A signal handler could not be installed.
-    #[error("signals: {0}")]
-    Signals(String),
+    /// The async runtime or the signal handlers could not be set up.
+    #[error("cannot set up the process: {0}")]
+    Process(#[source] std::io::Error),
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> Self {
+        AppError::Runtime(e.into())
+    }
+}
+
+impl From<ProduceError> for AppError {
+    fn from(e: ProduceError) -> Self {
+        AppError::Runtime(e.into())
+    }
+}
+
+impl From<GroupConsumerError> for AppError {
+    fn from(e: GroupConsumerError) -> Self {
+        AppError::Runtime(e.into())
+    }
+}
+
+impl From<FetchError> for AppError {
+    fn from(e: FetchError) -> Self {
+        AppError::Runtime(e.into())
+    }
 }

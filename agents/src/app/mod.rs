@@ -1,49 +1,47 @@
-//! The app: Faust's `faust.App` over the engine. It owns the settings, the declared topics, the
-//! registered agents and, once connected, the `Client` (producer, admin,
-//! reply reader).
+//! The app: Faust's `faust.App` on the Kafka runtime. It owns the settings, the registered
+//! agents and, once connected, the runtime's [`Client`].
 //!
-//! * [`App::topic`] / [`App::topic_many`] declare typed [`Topic`]s (created at start when
-//!   missing), [`App::channel`] makes an in-memory [`Channel`].
+//! * [`App::topic`] / [`App::topic_many`] describe typed [`Topic`]s, [`App::channel`] makes
+//!   an in-memory [`Channel`].
 //! * [`App::agent`] starts an [`AgentBuilder`]: source (a topic, a channel, or by default the
-//!   topic `<app id>-<agent name>`), concurrency, sinks, retry, dead-letter topic; `yielding` or
-//!   `processing` registers it and returns an [`AppAgent`] with `cast`, `send`, `ask`, `map`,
-//!   `kvmap`, `join`, `kvjoin`.
-//! * [`App::start_worker`] runs every agent: one consumer-group member (group id = app id)
-//!   reads the agents' topics and feeds each agent's queue; acks go to the offset tracker, so
-//!   only the contiguous processed prefix is committed. [`App::main`] gives the app Faust's
-//!   command line (`worker`, `send`, `agents`).
+//!   topic `<app id>-<agent name>`), concurrency, retry, dead-letter topic,
+//!   `isolated_partitions`; `yielding` or `processing` registers it and returns an
+//!   [`AppAgent`] with `cast`, `send`, `ask`, `map`, `kvmap`, `join`, `kvjoin` and `add_sink`.
+//! * [`App::start_worker`] creates the agents' topics and runs every agent in a [`Worker`].
+//!   [`App::main`] gives the app Faust's command line (`worker`, `send`, `agents`).
+//! * Streams of topic agents get `group_by`, `through` and `echo` (`repartition`).
 //!
-//! Module map: `settings` ([`Settings`]), `topic` ([`Topic`]), `app_agent` (builder and
-//! handle), `route` (records → typed events, decode errors, dead letters), `worker`
-//! ([`Worker`]), `client` (connection), `reply` (the reply reader), `cli` (`app.main()`),
-//! `error` ([`AppError`]), `ids` (reply topic and correlation ids).
+//! Module map: `topic` ([`Topic`]), `builder` ([`AgentBuilder`]), `agent` ([`AppAgent`] and
+//! what the worker runs of it), `ask` (`ask`, `map`, `join`), `repartition` (streams through
+//! topics), `cli` (`app.main()`), `error` ([`AppError`]).
 
-mod app_agent;
+mod agent;
+mod ask;
+mod builder;
 mod cli;
-pub(crate) mod client;
 mod error;
-mod hub;
-pub(crate) mod ids;
-mod reply;
-pub(crate) mod route;
-mod settings;
+mod repartition;
 mod topic;
-mod worker;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use tokio::sync::OnceCell;
 
-pub use app_agent::{AgentBuilder, AgentInfo, AppAgent, AskOptions};
+pub use agent::{AgentInfo, AppAgent, AskOptions};
+pub use builder::AgentBuilder;
 pub use error::AppError;
-pub use settings::{Settings, DEFAULT_BROKER};
-pub use topic::{Model, SendOptions, Topic, TopicSpec};
-pub use worker::Worker;
+pub use topic::{Model, SendHandle, SendOptions, Topic};
 
-use crate::channel::Channel;
-use app_agent::AgentRuntime;
-use client::Client;
+use crate::core::channel::Channel;
+use crate::runtime::client::Client;
+use crate::runtime::error::RuntimeError;
+use crate::runtime::settings::Settings;
+use crate::runtime::topics::TopicSpec;
+use crate::runtime::worker::{Worker, WorkerAgent};
+use crate::runtime::writes::ClientSource;
+use agent::Registered;
 
 /// A Mephisto application (Faust's `faust.App`). Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -54,8 +52,7 @@ pub struct App {
 struct AppInner {
     id: String,
     settings: Mutex<Settings>,
-    topics: Mutex<BTreeMap<String, TopicSpec>>,
-    agents: Mutex<Vec<Arc<dyn AgentRuntime>>>,
+    agents: Mutex<Vec<Arc<dyn Registered>>>,
     client: OnceCell<Arc<Client>>,
 }
 
@@ -79,7 +76,6 @@ impl App {
             inner: Arc::new(AppInner {
                 id,
                 settings: Mutex::new(settings),
-                topics: Mutex::new(BTreeMap::new()),
                 agents: Mutex::new(Vec::new()),
                 client: OnceCell::new(),
             }),
@@ -87,8 +83,7 @@ impl App {
     }
 
     /// Sets the broker URL (`kafka://host:port,...`, or `memory://` for the in-process
-    /// development broker). Takes effect if the app
-    /// has not connected yet.
+    /// development broker). Takes effect if the app has not connected yet.
     pub fn broker(self, url: impl Into<String>) -> App {
         let url = url.into();
         self.configure(|s| s.broker = url);
@@ -125,13 +120,13 @@ impl App {
         lock(&self.inner.settings).clone()
     }
 
-    /// Declares a topic with key type `K` and value type `V` (Faust's
+    /// Describes a topic with key type `K` and value type `V` (Faust's
     /// `app.topic('name', key_type=K, value_type=V)`).
     pub fn topic<K: Model, V: Model>(&self, name: impl Into<String>) -> Topic<K, V> {
         Topic::new(self.clone(), vec![name.into()])
     }
 
-    /// Declares several topics read as one source; the first is the main topic (Faust's
+    /// Describes several topics read as one source; the first is the main topic (Faust's
     /// `app.topic('a', 'b', ...)`).
     pub fn topic_many<K: Model, V: Model, I, S>(&self, names: I) -> Topic<K, V>
     where
@@ -161,38 +156,16 @@ impl App {
         lock(&self.inner.agents).iter().map(|a| a.info()).collect()
     }
 
-    /// The declared topics.
-    pub fn declared_topics(&self) -> Vec<TopicSpec> {
-        lock(&self.inner.topics).values().cloned().collect()
-    }
-
-    pub(crate) fn declare_topic(&self, spec: TopicSpec) {
-        let mut topics = lock(&self.inner.topics);
-        match topics.get_mut(&spec.name) {
-            Some(existing) => {
-                if spec.partitions.is_some() {
-                    existing.partitions = spec.partitions;
-                }
-                if !spec.configs.is_empty() {
-                    existing.configs = spec.configs;
-                }
-            }
-            None => {
-                topics.insert(spec.name.clone(), spec);
-            }
-        }
-    }
-
-    pub(crate) fn register(&self, agent: Arc<dyn AgentRuntime>) {
+    pub(crate) fn register(&self, agent: Arc<dyn Registered>) {
         lock(&self.inner.agents).push(agent);
-    }
-
-    pub(crate) fn registered(&self) -> Vec<Arc<dyn AgentRuntime>> {
-        lock(&self.inner.agents).clone()
     }
 
     /// The connection, made at first use.
     pub(crate) async fn client(&self) -> Result<Arc<Client>, AppError> {
+        Ok(self.connect().await?)
+    }
+
+    async fn connect(&self) -> Result<Arc<Client>, RuntimeError> {
         self.inner
             .client
             .get_or_try_init(|| async {
@@ -206,10 +179,21 @@ impl App {
 
     /// The bootstrap URL in use once connected (the development broker's for `memory://`).
     pub async fn broker_url(&self) -> Result<String, AppError> {
-        Ok(self.client().await?.url.clone())
+        Ok(self.client().await?.url().to_owned())
     }
 
-    /// Connects and creates the declared topics that are missing.
+    /// The topics the registered agents use (sources and dead-letter topics).
+    pub fn declared_topics(&self) -> Vec<TopicSpec> {
+        let mut specs: Vec<TopicSpec> = lock(&self.inner.agents)
+            .iter()
+            .flat_map(|a| a.topics())
+            .collect();
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        specs.dedup_by(|a, b| a.name == b.name);
+        specs
+    }
+
+    /// Connects and creates the agents' topics that are missing.
     pub async fn declare(&self) -> Result<(), AppError> {
         let client = self.client().await?;
         if self.settings().topic_allow_declare {
@@ -221,19 +205,26 @@ impl App {
     /// Starts a worker: creates the topics, starts every agent and the consumer-group member
     /// that feeds them. Stop it with [`Worker::stop`].
     pub async fn start_worker(&self) -> Result<Worker, AppError> {
-        Worker::start(self.clone()).await
+        let client = self.client().await?;
+        self.declare().await?;
+        let agents: Vec<Arc<dyn WorkerAgent>> = lock(&self.inner.agents)
+            .iter()
+            .map(|a| Arc::clone(a).as_worker_agent())
+            .collect();
+        Ok(Worker::start(&self.inner.id, client, agents).await?)
     }
 
-    /// Flushes what was sent and closes the connection's producer and reply reader.
+    /// Flushes what was sent and closes the connection's producer and reply reader (deleting
+    /// this process's reply topic), within the shutdown grace period.
     pub async fn close(&self) {
         if let Some(client) = self.inner.client.get() {
-            client.close().await;
+            client.close(self.settings().shutdown_timeout).await;
         }
     }
 
     /// Runs the app's command line (Faust's `app.main()`): `worker [-l LEVEL]`,
-    /// `send <topic|@agent> [VALUE] [-k KEY]`, `agents`. Builds its own tokio runtime; returns
-    /// the process exit code.
+    /// `send <topic|@agent> [VALUE] [-k KEY]`, `agents`. Builds its own multi-threaded tokio
+    /// runtime; returns the process exit code.
     pub fn main(&self) -> std::process::ExitCode {
         cli::main(self.clone(), std::env::args_os().collect())
     }
@@ -244,11 +235,21 @@ impl App {
     pub fn main_with<F, Fut>(&self, demo: F) -> std::process::ExitCode
     where
         F: FnOnce(App) -> Fut,
-        Fut: std::future::Future<Output = Result<(), crate::BoxError>>,
+        Fut: std::future::Future<Output = Result<(), crate::core::error::BoxError>>,
     {
         if std::env::args_os().len() > 1 {
             return self.main();
         }
         cli::run_demo(self.clone(), demo)
+    }
+}
+
+impl ClientSource for App {
+    fn ready(&self) -> Option<Arc<Client>> {
+        self.inner.client.get().cloned()
+    }
+
+    fn client(&self) -> BoxFuture<'_, Result<Arc<Client>, RuntimeError>> {
+        self.connect().boxed()
     }
 }

@@ -2,12 +2,17 @@
 //!
 //! Faust's defaults are kept: keys use [`Raw`] (bytes or UTF-8 text, untouched) and values use
 //! [`Json`]. [`Postcard`] is a compact binary codec for Rust-to-Rust topics. Models are plain serde
-//! types (`#[derive(Serialize, Deserialize)]`).
+//! types (`#[derive(Serialize, Deserialize)]`). A topic can take any [`Codec`] (Avro, a schema
+//! registry, ...); [`SerdeCodec`] is the one a [`CodecName`] selects.
+//!
+//! Decoding reads from the record's `Bytes` slice: [`Raw`] into `Bytes` is a reference count,
+//! not a copy, and `SerdeCodec` takes that path too for `Bytes` keys and values.
 //!
 //! Every failure is a [`CodecError`] that names the codec, the direction, the part of the message
 //! (key, value, ...), the Rust type, and, when the bytes came from a topic, the coordinate
 //! (topic/partition/offset) of the record.
 
+use std::any::Any;
 use std::fmt;
 use std::str::FromStr;
 
@@ -15,10 +20,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::event::Coordinate;
-
-/// Boxed error source carried by [`CodecError`].
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::core::event::Coordinate;
 
 /// Encoding or decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,9 @@ impl fmt::Display for Part {
         })
     }
 }
+
+/// The underlying error of a [`CodecError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A codec failure: what failed, with which codec, for which type, and where.
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +121,14 @@ impl CodecError {
 }
 
 /// A codec for values of type `T`.
-pub trait Codec<T>: Send + Sync {
+pub trait Codec<T>: Send + Sync + 'static {
     /// The codec's name, as in Faust's `key_serializer`/`value_serializer` settings.
     fn name(&self) -> &'static str;
     /// Encodes a value.
     fn encode(&self, value: &T) -> Result<Bytes, CodecError>;
-    /// Decodes a value.
-    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError>;
+    /// Decodes a value from a record's bytes (a slice of the fetch response: keep a
+    /// reference to it rather than copying, where `T` allows).
+    fn decode(&self, bytes: &Bytes) -> Result<T, CodecError>;
 }
 
 /// JSON (Faust's default value codec), through serde_json.
@@ -138,7 +144,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Json {
             .map(Bytes::from)
             .map_err(|e| CodecError::new::<T>("json", Direction::Encode, e))
     }
-    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode(&self, bytes: &Bytes) -> Result<T, CodecError> {
         serde_json::from_slice(bytes)
             .map_err(|e| CodecError::new::<T>("json", Direction::Decode, e))
     }
@@ -157,7 +163,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> for Postcard {
             .map(Bytes::from)
             .map_err(|e| CodecError::new::<T>("postcard", Direction::Encode, e))
     }
-    fn decode(&self, bytes: &[u8]) -> Result<T, CodecError> {
+    fn decode(&self, bytes: &Bytes) -> Result<T, CodecError> {
         postcard::from_bytes(bytes)
             .map_err(|e| CodecError::new::<T>("postcard", Direction::Decode, e))
     }
@@ -174,8 +180,8 @@ impl Codec<Bytes> for Raw {
     fn encode(&self, value: &Bytes) -> Result<Bytes, CodecError> {
         Ok(value.clone())
     }
-    fn decode(&self, bytes: &[u8]) -> Result<Bytes, CodecError> {
-        Ok(Bytes::copy_from_slice(bytes))
+    fn decode(&self, bytes: &Bytes) -> Result<Bytes, CodecError> {
+        Ok(bytes.clone())
     }
 }
 
@@ -186,7 +192,7 @@ impl Codec<Vec<u8>> for Raw {
     fn encode(&self, value: &Vec<u8>) -> Result<Bytes, CodecError> {
         Ok(Bytes::copy_from_slice(value))
     }
-    fn decode(&self, bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    fn decode(&self, bytes: &Bytes) -> Result<Vec<u8>, CodecError> {
         Ok(bytes.to_vec())
     }
 }
@@ -198,7 +204,7 @@ impl Codec<String> for Raw {
     fn encode(&self, value: &String) -> Result<Bytes, CodecError> {
         Ok(Bytes::copy_from_slice(value.as_bytes()))
     }
-    fn decode(&self, bytes: &[u8]) -> Result<String, CodecError> {
+    fn decode(&self, bytes: &Bytes) -> Result<String, CodecError> {
         String::from_utf8(bytes.to_vec())
             .map_err(|e| CodecError::new::<String>("raw", Direction::Decode, e))
     }
@@ -300,5 +306,83 @@ pub fn decode<T: DeserializeOwned>(name: CodecName, bytes: &[u8]) -> Result<T, C
             T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text))
                 .map_err(|e| CodecError::new::<T>("raw", Direction::Decode, e))
         }
+    }
+}
+
+/// `value` as a `U`, when `T` is `U` (no allocation).
+fn same_type<T: 'static, U: 'static + Clone>(value: &T) -> Option<U> {
+    (value as &dyn Any).downcast_ref::<U>().cloned()
+}
+
+/// `value` as a `T`, when `T` is `U` (no allocation).
+fn into_type<U: 'static, T: 'static>(value: U) -> Option<T> {
+    let mut slot = Some(value);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
+}
+
+/// The codec a [`CodecName`] selects, for any serde type: [`encode`] and [`decode`], with the
+/// zero-copy path for `Bytes` and a direct one for `String` under `raw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SerdeCodec(pub CodecName);
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Codec<T> for SerdeCodec {
+    fn name(&self) -> &'static str {
+        self.0.as_str()
+    }
+
+    fn encode(&self, value: &T) -> Result<Bytes, CodecError> {
+        if self.0 == CodecName::Raw {
+            if let Some(b) = same_type::<T, Bytes>(value) {
+                return Ok(b);
+            }
+            if let Some(s) = (value as &dyn Any).downcast_ref::<String>() {
+                return Ok(Bytes::copy_from_slice(s.as_bytes()));
+            }
+        }
+        encode(self.0, value)
+    }
+
+    fn decode(&self, bytes: &Bytes) -> Result<T, CodecError> {
+        if self.0 == CodecName::Raw {
+            if let Some(v) = into_type::<Bytes, T>(bytes.clone()) {
+                return Ok(v);
+            }
+            if std::any::TypeId::of::<T>() == std::any::TypeId::of::<String>() {
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|e| CodecError::new::<T>("raw", Direction::Decode, e))?;
+                if let Some(v) = into_type::<String, T>(text) {
+                    return Ok(v);
+                }
+            }
+        }
+        decode(self.0, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_bytes_are_not_copied() {
+        let buf = Bytes::from_static(b"payload");
+        let codec = SerdeCodec(CodecName::Raw);
+        let got: Bytes = codec.decode(&buf).unwrap();
+        assert_eq!(got.as_ptr(), buf.as_ptr());
+        let back = Codec::<Bytes>::encode(&codec, &got).unwrap();
+        assert_eq!(back.as_ptr(), buf.as_ptr());
+    }
+
+    #[test]
+    fn raw_text_and_json_models() {
+        let codec = SerdeCodec(CodecName::Raw);
+        let s: String = codec.decode(&Bytes::from_static(b"hello")).unwrap();
+        assert_eq!(s, "hello");
+        assert!(Codec::<String>::decode(&codec, &Bytes::from_static(b"\xff")).is_err());
+        let json = SerdeCodec(CodecName::Json);
+        let v: Vec<i32> = json.decode(&Bytes::from_static(b"[1,2]")).unwrap();
+        assert_eq!(v, vec![1, 2]);
     }
 }

@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::ack::{AckSink, Delivery};
-use crate::agent::{Agent, AgentError, Observer, RestartPolicy};
-use crate::channel::{Channel, ChannelSender, DEFAULT_CAPACITY};
+use crate::core::ack::Acker;
+use crate::core::agent::{Agent, Observer};
+use crate::core::channel::{Channel, ChannelSender, DEFAULT_CAPACITY};
+use crate::core::error::AgentError;
+use crate::core::policy::RestartPolicy;
 
 struct State<O> {
     results: Mutex<BTreeMap<u64, Vec<O>>>,
@@ -29,11 +31,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Acks<O>(Arc<State<O>>);
 
-impl<O: Send + 'static> AckSink for Acks<O> {
-    fn ack(&self, delivery: &Delivery) {
-        lock(&self.0.acked).push(delivery.seq);
+impl<O: Send + 'static> Acker for Acks<O> {
+    fn ack(&self, id: u64, _consumer: u8) -> bool {
+        {
+            let mut acked = lock(&self.0.acked);
+            if acked.contains(&id) {
+                return false;
+            }
+            acked.push(id);
+        }
         self.0.notify.notify_waiters();
+        true
     }
+    fn hold(&self, _id: u64) -> bool {
+        false
+    }
+    fn release(&self, _id: u64) {}
+    fn abandon(&self, _id: u64, _consumer: u8) {}
 }
 
 struct Obs<O>(Arc<State<O>>);
@@ -74,9 +88,7 @@ where
             notify: Notify::new(),
         });
         let channel = Channel::with_acks(DEFAULT_CAPACITY, Arc::new(Acks(state.clone())));
-        let sender = channel.sender().map_err(|_| AgentError::Stopped {
-            agent: self.name.clone(),
-        })?;
+        let sender = channel.sender();
         let mut agent = self
             .clone()
             .channel(channel)
@@ -91,7 +103,7 @@ where
             watch.notify.notify_waiters();
         });
         Ok(TestContext {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             sender,
             state,
             abort,
@@ -117,7 +129,7 @@ where
         &self,
         key: Option<K>,
         value: V,
-        headers: Vec<(String, Bytes)>,
+        headers: Vec<(String, Option<Bytes>)>,
     ) -> Result<Option<O>, AgentError> {
         let seq = self
             .sender

@@ -79,7 +79,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mephisto_consumer_group::membership::{Member, MemberState};
+use mephisto_consumer_group::membership::Member;
 use mephisto_consumer_group::offsets::{OffsetTracker, TrackError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -92,7 +92,7 @@ pub use acks::{Ownership, PartitionAcks};
 pub use assigned::{AssignedPartition, PartitionEvents};
 pub use config::{AssignorKind, GroupConfig};
 pub use error::GroupConsumerError;
-pub use mephisto_consumer_group::membership::PartitionSet;
+pub use mephisto_consumer_group::membership::{MemberState, PartitionSet};
 pub use mephisto_consumer_group::offsets::MAX_CONSUMERS;
 pub use record::ConsumedRecord;
 

@@ -105,8 +105,9 @@ impl Future for Delivery {
 /// Why [`Producer::try_enqueue`] did not queue a record.
 #[derive(Debug)]
 pub enum TryEnqueueError {
-    /// Queueing would have to wait; the record is given back.
-    WouldBlock(ProducerRecord, Blocked),
+    /// Queueing would have to wait; the record is given back (boxed: the error stays small
+    /// on the path that succeeds).
+    WouldBlock(Box<ProducerRecord>, Blocked),
     /// The record cannot be queued.
     Failed(ProduceError),
 }
@@ -282,14 +283,14 @@ impl Producer {
                 Err(TryEnqueueError::Failed(e)) => return Err(e),
                 Err(TryEnqueueError::WouldBlock(r, Blocked::Metadata)) => {
                     self.route(&r.topic, deadline).await?;
-                    record = r;
+                    record = *r;
                 }
                 Err(TryEnqueueError::WouldBlock(r, Blocked::Memory(cost))) => {
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     // Wait for the memory, then give it back: the next try takes it again
                     // (another record may take it first; `max_block` still bounds the wait).
                     drop(self.inner.acc.reserve(cost, remaining).await?);
-                    record = r;
+                    record = *r;
                 }
             }
         }
@@ -309,7 +310,10 @@ impl Producer {
             .route(&record.topic)
             .filter(|r| r.partitions > 0)
         else {
-            return Err(TryEnqueueError::WouldBlock(record, Blocked::Metadata));
+            return Err(TryEnqueueError::WouldBlock(
+                Box::new(record),
+                Blocked::Metadata,
+            ));
         };
         let ProducerRecord {
             topic,
@@ -370,7 +374,10 @@ impl Producer {
                     headers: data.headers,
                     timestamp: Some(data.timestamp),
                 };
-                return Err(TryEnqueueError::WouldBlock(record, Blocked::Memory(cost)));
+                return Err(TryEnqueueError::WouldBlock(
+                    Box::new(record),
+                    Blocked::Memory(cost),
+                ));
             }
         };
         let appended = inner

@@ -1,7 +1,6 @@
 //! `mephisto consume`: every partition of a topic through the engine fetcher, printed one
 //! record per line; stops after `--count` records or `--idle-timeout-ms` without one.
 
-use std::io::Write;
 use std::time::Duration;
 
 use mephisto_engine::fetcher::{
@@ -11,13 +10,10 @@ use mephisto_engine::Cluster;
 
 use crate::args::{ConsumeArgs, Format, From};
 use crate::error::CliError;
-use crate::output::{self, Row};
+use crate::output::{self, flush, write, Row};
 
-/// Runs the command.
+/// Runs the command without a group (see `group` for `--group`).
 pub async fn run(cluster: Cluster, args: ConsumeArgs) -> Result<(), CliError> {
-    if let Some(group) = args.group.clone() {
-        return crate::group::run(cluster, args, group).await;
-    }
     let topic = cluster.topic(&args.topic).await?;
     let (position, reset) = match args.from {
         From::Earliest => (FetchPosition::Earliest, OffsetReset::Earliest),
@@ -105,21 +101,4 @@ fn format_batch(
         n += 1;
     }
     Ok(n)
-}
-
-/// Writes to stdout; `None` when the reader went away (a closed pipe ends the command quietly).
-pub fn write(out: &mut impl Write, bytes: &[u8]) -> Result<Option<()>, CliError> {
-    match out.write_all(bytes) {
-        Ok(()) => Ok(Some(())),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub fn flush(out: &mut impl Write) -> Result<Option<()>, CliError> {
-    match out.flush() {
-        Ok(()) => Ok(Some(())),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }

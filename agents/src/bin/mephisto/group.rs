@@ -10,9 +10,8 @@ use mephisto_engine::group::{AssignorKind, ConsumedRecord, GroupConfig, GroupCon
 use mephisto_engine::Cluster;
 
 use crate::args::{AssignorArg, ConsumeArgs, Format, From};
-use crate::consume::{flush, write};
 use crate::error::CliError;
-use crate::output::{self, Row};
+use crate::output::{self, flush, write, Row};
 
 /// How often acked offsets are committed.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);

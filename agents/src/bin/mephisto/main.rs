@@ -107,7 +107,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             TopicsCommand::Delete(delete) => topics::delete(&cluster, delete).await,
         },
         Command::Produce(produce) => produce::run(cluster, produce).await,
-        Command::Consume(consume) => consume::run(cluster, consume).await,
+        Command::Consume(consume) => match consume.group.clone() {
+            Some(group) => group::run(cluster, consume, group).await,
+            None => consume::run(cluster, consume).await,
+        },
         Command::DevBroker(_) => Ok(()),
     }
 }

@@ -5,7 +5,11 @@
 //! UTF-8, else base64 with a sibling flag (`"key_encoding": "base64"`,
 //! `"value_encoding": "base64"`, and `"value_encoding"` inside a header); null stays null.
 
+use std::io::Write;
+
 use base64::Engine as _;
+
+use crate::error::CliError;
 
 /// One record to print.
 pub struct Row<'a> {
@@ -79,6 +83,24 @@ pub fn json(row: &Row<'_>, out: &mut Vec<u8>) {
     }
     s.push_str("]}\n");
     out.extend_from_slice(s.as_bytes());
+}
+
+/// Writes to stdout; `None` when the reader went away (a closed pipe ends the command quietly).
+pub fn write(out: &mut impl Write, bytes: &[u8]) -> Result<Option<()>, CliError> {
+    match out.write_all(bytes) {
+        Ok(()) => Ok(Some(())),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Flushes stdout; `None` when the reader went away.
+pub fn flush(out: &mut impl Write) -> Result<Option<()>, CliError> {
+    match out.flush() {
+        Ok(()) => Ok(Some(())),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

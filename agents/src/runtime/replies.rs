@@ -1,6 +1,10 @@
 //! [`ReplyConsumer`]: reads this process's reply topic and hands each `ReqRepResponse` to the
 //! `ask` waiting for its correlation id. Not a group member: the reply topic belongs to this
 //! process, so every partition is read from the start (a fresh topic) with no commit.
+//!
+//! An `ask` waits through a [`ReplyWaiter`]: dropping it (the ask was cancelled or timed out)
+//! forgets its correlation id, and a correlation id already waited for is refused rather
+//! than stealing the other ask's reply.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,10 +15,13 @@ use mephisto_engine::Cluster;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::app::error::AppError;
-use crate::event::ReqRepResponse;
+use crate::core::reqrep::ReqRepResponse;
+use crate::runtime::error::RuntimeError;
 
-type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<serde_json::Value>>>>;
+/// Waiting asks by correlation id, each with the token of its [`ReplyWaiter`].
+type Waiters = Arc<Mutex<HashMap<String, (u64, oneshot::Sender<serde_json::Value>)>>>;
+
+static NEXT_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The reply reader.
 pub struct ReplyConsumer {
@@ -30,7 +37,7 @@ impl ReplyConsumer {
         cluster: Cluster,
         topic: String,
         max_wait: Duration,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, RuntimeError> {
         let meta = cluster.topic(&topic).await?;
         let config = FetcherConfig::default().with_max_wait(max_wait);
         let fetcher = Arc::new(Fetcher::new(cluster, config)?);
@@ -55,22 +62,68 @@ impl ReplyConsumer {
         &self.topic
     }
 
-    /// Registers a correlation id; the receiver gets the reply's value (JSON).
-    pub(crate) fn expect(&self, correlation_id: &str) -> oneshot::Receiver<serde_json::Value> {
+    /// Waits for the reply to `correlation_id`: refused when that id is waited for already.
+    pub fn expect(&self, correlation_id: &str) -> Result<ReplyWaiter, RuntimeError> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiters).insert(correlation_id.to_owned(), tx);
-        rx
+        let mut waiters = lock(&self.waiters);
+        if waiters.contains_key(correlation_id) {
+            return Err(RuntimeError::DuplicateCorrelationId(
+                correlation_id.to_owned(),
+            ));
+        }
+        let token = NEXT_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        waiters.insert(correlation_id.to_owned(), (token, tx));
+        Ok(ReplyWaiter {
+            waiters: Arc::clone(&self.waiters),
+            token,
+            correlation_id: correlation_id.to_owned(),
+            rx,
+        })
     }
 
-    /// Forgets a correlation id (its ask gave up).
-    pub(crate) fn forget(&self, correlation_id: &str) {
-        lock(&self.waiters).remove(correlation_id);
+    /// Asks waiting for their reply now.
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiters).len()
     }
 
     /// Stops reading.
     pub(crate) fn close(&self) {
         self.fetcher.close();
         self.task.abort();
+    }
+}
+
+/// One `ask` waiting for its reply; dropping it forgets the correlation id.
+pub struct ReplyWaiter {
+    waiters: Waiters,
+    token: u64,
+    correlation_id: String,
+    rx: oneshot::Receiver<serde_json::Value>,
+}
+
+impl ReplyWaiter {
+    /// The correlation id waited for.
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// The reply's value (JSON), or `Err(Closed)` when the reply reader stopped.
+    pub async fn reply(&mut self) -> Result<serde_json::Value, RuntimeError> {
+        (&mut self.rx)
+            .await
+            .map_err(|_| RuntimeError::Closed("the reply reader"))
+    }
+}
+
+impl Drop for ReplyWaiter {
+    fn drop(&mut self) {
+        let mut waiters = lock(&self.waiters);
+        if waiters
+            .get(&self.correlation_id)
+            .is_some_and(|(token, _)| *token == self.token)
+        {
+            waiters.remove(&self.correlation_id);
+        }
     }
 }
 
@@ -113,7 +166,7 @@ async fn read_replies(fetcher: Arc<Fetcher>, waiters: Waiters) {
                 Ok(response) => {
                     let waiter = lock(&waiters).remove(&response.correlation_id);
                     match waiter {
-                        Some(tx) => {
+                        Some((_, tx)) => {
                             let _ = tx.send(response.value);
                         }
                         None => tracing::debug!(

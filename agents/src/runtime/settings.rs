@@ -1,8 +1,9 @@
-//! [`Settings`]: the app's configuration, with Faust's setting names and defaults.
+//! [`Settings`]: the app's configuration, with Faust's setting names and defaults. The
+//! runtime reads them to connect, to run the worker and to create topics.
 
 use std::time::Duration;
 
-use crate::codec::CodecName;
+use crate::core::codec::CodecName;
 
 /// Default broker when neither the app nor `MEPHISTO_BROKER` names one.
 pub const DEFAULT_BROKER: &str = "kafka://127.0.0.1:9092";
@@ -60,8 +61,14 @@ pub struct Settings {
     pub reply_create_topic: bool,
     /// How long `ask` waits for its reply before failing (Faust waits forever; ours: 60 s).
     pub reply_timeout: Duration,
-    /// How long a stopping worker waits for its agents to finish the events they were given
-    /// (Faust's `stream_wait_empty`).
+    /// Retention of the reply topic this process creates (Faust: `reply_expires`, 1 day):
+    /// it is created with `cleanup.policy=delete` and this `retention.ms`, and deleted when
+    /// the app closes cleanly, so processes leave nothing behind for good.
+    pub reply_expires: Duration,
+    /// The grace period of a stopping worker (SIGTERM): everything (finishing the events in
+    /// processing, writing what they produced, committing, leaving the group) happens within
+    /// it, and what could not is given up and logged. Default 25 s, inside a container's
+    /// usual 30 s.
     pub shutdown_timeout: Duration,
     /// Static membership id (`group.instance.id`) of this worker, if any.
     pub group_instance_id: Option<String>,
@@ -87,13 +94,14 @@ impl Settings {
             consumer_fetch_max_wait: Duration::from_millis(500),
             producer_linger: Duration::from_millis(5),
             consumer_auto_offset_reset_earliest: true,
-            stream_buffer_maxsize: crate::channel::DEFAULT_CAPACITY,
+            stream_buffer_maxsize: crate::core::channel::DEFAULT_CAPACITY,
             key_serializer: CodecName::DEFAULT_KEY,
             value_serializer: CodecName::DEFAULT_VALUE,
-            reply_to: format!("f-reply-{}", crate::app::ids::new_id()),
+            reply_to: format!("f-reply-{}", crate::runtime::ids::new_id()),
             reply_create_topic: true,
             reply_timeout: Duration::from_secs(60),
-            shutdown_timeout: Duration::from_secs(30),
+            reply_expires: Duration::from_secs(24 * 3600),
+            shutdown_timeout: Duration::from_secs(25),
             group_instance_id: None,
         }
     }

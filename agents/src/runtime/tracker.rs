@@ -1,0 +1,196 @@
+//! [`WriteTracker`]: follows each record an agent's write queued to its acknowledgement.
+//!
+//! It awaits each delivery in order and then releases the holds the write took on its source
+//! events, so a commit never covers an event whose output could still be lost. A delivery that
+//! fails after the producer's retries goes to the agent's error policy: its dead-letter hook
+//! takes the source event (which is then done), or, without one, the hold is kept (the event
+//! is read again after a restart) and the error is reported to the worker, which stops.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use mephisto_engine::producer::Delivery;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::core::ack::Hold;
+use crate::core::error::{AgentError, WriteError};
+use crate::core::event::Message;
+use crate::core::sink::{FailureHook, WriteFor};
+use crate::core::stream::CurrentEvent;
+
+/// The holds one record keeps (no allocation for a single event).
+enum Holds {
+    None,
+    One(Hold),
+    Many(Vec<Hold>),
+}
+
+impl Holds {
+    fn of(event: &WriteFor<'_>) -> Holds {
+        match event.acks {
+            [] => Holds::None,
+            [one] => one.hold().map_or(Holds::None, Holds::One),
+            many => Holds::Many(many.iter().filter_map(|a| a.hold()).collect()),
+        }
+    }
+
+    fn keep(self) {
+        match self {
+            Holds::None => {}
+            Holds::One(h) => h.keep(),
+            Holds::Many(v) => v.into_iter().for_each(Hold::keep),
+        }
+    }
+}
+
+/// A queued record followed to its acknowledgement.
+struct Pending {
+    delivery: Delivery,
+    holds: Holds,
+    topic: Arc<str>,
+    source: Option<Message>,
+    agent: Arc<str>,
+    failure: Option<FailureHook>,
+}
+
+/// Follows queued records to their acknowledgement; see the [module docs](self).
+pub struct WriteTracker {
+    tx: mpsc::UnboundedSender<Pending>,
+    fatal: watch::Sender<Option<AgentError>>,
+    pending: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl WriteTracker {
+    /// Starts the tracker's task on the current runtime.
+    pub(crate) fn start() -> WriteTracker {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let fatal = watch::Sender::new(None);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let idle = Arc::new(Notify::new());
+        tokio::spawn(run(
+            rx,
+            fatal.clone(),
+            Arc::clone(&pending),
+            Arc::clone(&idle),
+        ));
+        WriteTracker {
+            tx,
+            fatal,
+            pending,
+            idle,
+        }
+    }
+
+    /// Follows `delivery`, holding the acks of `event` until it is acknowledged.
+    pub fn track(&self, delivery: Delivery, topic: &Arc<str>, event: WriteFor<'_>) {
+        let pending = Pending {
+            delivery,
+            holds: Holds::of(&event),
+            topic: Arc::clone(topic),
+            source: event.message.cloned(),
+            agent: Arc::from(event.agent),
+            failure: event.failure.cloned(),
+        };
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if let Err(e) = self.tx.send(pending) {
+            // The tracker stopped (the runtime is shutting down): nothing releases the holds.
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            e.0.holds.keep();
+        }
+    }
+
+    /// Records queued and not acknowledged (or failed) yet.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Waits until every tracked record is settled.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.pending() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The first write failure no dead-letter hook took (the worker stops with it).
+    pub fn fatal(&self) -> watch::Receiver<Option<AgentError>> {
+        self.fatal.subscribe()
+    }
+
+    /// Reports a write that failed before it could be tracked (its event stays unacked):
+    /// the worker stops with it.
+    pub fn report(&self, error: AgentError) {
+        tracing::error!(%error, "write failed and the agent has no dead-letter topic; the worker stops");
+        self.fatal.send_if_modified(|f| {
+            if f.is_none() {
+                *f = Some(error);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+async fn run(
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    fatal: watch::Sender<Option<AgentError>>,
+    pending: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+) {
+    while let Some(p) = rx.recv().await {
+        let Pending {
+            delivery,
+            holds,
+            topic,
+            source,
+            agent,
+            failure,
+        } = p;
+        if let Err(e) = delivery.await {
+            let at = source
+                .as_ref()
+                .map(|m| CurrentEvent::of_message(m.clone(), None));
+            let error = AgentError::WriteFailed {
+                agent: agent.to_string(),
+                at: at.as_ref().map(CurrentEvent::id),
+                target: topic.to_string(),
+                source: Box::new(WriteError::Produce {
+                    topic: topic.to_string(),
+                    source: Arc::new(e),
+                }),
+            };
+            match (failure, at) {
+                (Some(hook), Some(event)) => {
+                    tracing::error!(%agent, %error, "write failed; the source event goes to the dead-letter topic");
+                    hook(event, error).await;
+                    drop(holds);
+                }
+                _ => {
+                    tracing::error!(%agent, %error,
+                        "write failed and the agent has no dead-letter topic; the event stays unacked and the worker stops");
+                    holds.keep();
+                    fatal.send_if_modified(|f| {
+                        if f.is_none() {
+                            *f = Some(error);
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                }
+            }
+        } else {
+            drop(holds);
+        }
+        if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            idle.notify_waiters();
+        }
+    }
+}
