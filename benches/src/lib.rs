@@ -3,13 +3,15 @@
 //!
 //! # Layout
 //! - [`workload`]: the records of the client benchmark and their checksum.
-//! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers and
-//!   acknowledges produced batches without storing them.
+//! - [`pipeline_workload`]: the records of the agent pipeline benchmark and their check.
+//! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers,
+//!   acknowledges produced batches without storing them, and coordinates one-member groups.
 //! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
 //! - [`heap_stats`]: a counting global allocator (live and peak bytes of the Rust heap).
 //! - [`tansu`]: a private tansu broker for a bench run.
 
 pub mod heap_stats;
+pub mod pipeline_workload;
 pub mod proc_stats;
 pub mod replay_server;
 pub mod tansu;
