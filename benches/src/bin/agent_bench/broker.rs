@@ -164,8 +164,10 @@ impl Broker {
 /// `i % partitions`, no key.
 async fn prefill(url: &str, input: &Input) -> Result<(), BoxError> {
     let cluster = cluster(url).await?;
-    let mut config = ProducerConfig::default();
-    config.buffer_memory = 8 << 20;
+    let config = ProducerConfig {
+        buffer_memory: 8 << 20,
+        ..ProducerConfig::default()
+    };
     let producer = Producer::new(cluster, config)?;
     let mut pending: Vec<Delivery> = Vec::new();
     for i in 0..input.records {
