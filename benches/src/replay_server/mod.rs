@@ -325,17 +325,19 @@ type Answer = Option<(ResponseKind, i16, i32)>;
 
 /// Decodes one request and answers it: `Ok(None)` for no answer (`acks=0`), `Err` to close.
 async fn handle(shared: &Shared, payload: Bytes) -> Result<Answer, ()> {
+    // The API key first (the header's layout depends on it): an API not served is counted.
+    let key = payload
+        .first_chunk::<2>()
+        .map(|k| i16::from_be_bytes(*k))
+        .ok_or(())?;
+    let Some(api) = ApiKey::try_from(key).ok().filter(|api| APIS.contains(api)) else {
+        shared.counters.reject_api(key);
+        return Err(());
+    };
     let mut body = payload;
     let header = decode_request_header(&mut body).map_err(|_| ())?;
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
-    let Some(api) = ApiKey::try_from(header.request_api_key)
-        .ok()
-        .filter(|api| APIS.contains(api))
-    else {
-        shared.counters.reject_api(header.request_api_key);
-        return Err(());
-    };
     if api == ApiKey::ApiVersions && version > max_version(ApiKey::ApiVersions) {
         // KIP-511: the error and our ApiVersions range, in a v0 body.
         let body = ApiVersionsResponse::default()
