@@ -187,20 +187,26 @@ fn legend(out: &mut String, index: usize, color: &str, dashed: bool, label: &str
 /// One line of a [`LineChart`].
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// Legend text.
     pub label: String,
     /// `(x, y)` points, drawn in x order.
     pub points: Vec<(f64, f64)>,
     /// Index into the palette.
     pub color: usize,
+    /// Drawn dashed.
     pub dashed: bool,
 }
 
 /// A line chart.
 #[derive(Debug, Clone)]
 pub struct LineChart {
+    /// Title above the chart.
     pub title: String,
+    /// Text under the x axis.
     pub x_label: String,
+    /// Text beside the y axis.
     pub y_label: String,
+    /// The lines, in legend order.
     pub series: Vec<Series>,
     /// x on a log2 axis (ticks at powers of two); linear otherwise.
     pub x_log2: bool,
@@ -330,6 +336,7 @@ impl LineChart {
 /// One group of bars.
 #[derive(Debug, Clone)]
 pub struct BarGroup {
+    /// Text under the group.
     pub label: String,
     /// `(bar name, value)`; a name keeps its colour across groups.
     pub bars: Vec<(String, f64)>,
@@ -338,8 +345,11 @@ pub struct BarGroup {
 /// A grouped bar chart from 0.
 #[derive(Debug, Clone)]
 pub struct BarChart {
+    /// Title above the chart.
     pub title: String,
+    /// Text beside the y axis.
     pub y_label: String,
+    /// The groups, left to right.
     pub groups: Vec<BarGroup>,
 }
 

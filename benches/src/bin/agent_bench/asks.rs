@@ -15,8 +15,11 @@ use crate::report::mib;
 /// One ask measurement.
 #[derive(Debug, Clone)]
 pub struct AskRun {
+    /// `mephisto` or `rdkafka`.
     pub client: &'static str,
+    /// Run index.
     pub run: usize,
+    /// The child's report (latencies, first ask, RSS).
     pub outcome: Outcome,
 }
 

@@ -19,8 +19,11 @@ use tokio::runtime::Runtime;
 /// The input topic of a broker.
 #[derive(Debug, Clone)]
 pub struct Input {
+    /// Topic name.
     pub topic: String,
+    /// Records it holds.
     pub records: u64,
+    /// Its partitions.
     pub partitions: u32,
 }
 

@@ -32,6 +32,7 @@ pub struct Outcome {
     /// CPU seconds the process had used when it saw its first input record (start-up,
     /// connection, group join): `cpu_seconds` minus this is the steady-state share.
     pub cpu_at_first_input_s: f64,
+    /// Peak resident set (`VmHWM`), KiB.
     pub peak_rss_kib: u64,
     /// Ask latencies, µs, in order (ask roles).
     pub latencies_us: Vec<u64>,
@@ -47,6 +48,7 @@ impl Outcome {
         self
     }
 
+    /// The `RESULT` line.
     pub fn line(&self) -> String {
         let lat: Vec<String> = self.latencies_us.iter().map(u64::to_string).collect();
         format!(

@@ -26,7 +26,9 @@ use crate::options::Options;
 /// The `add` input model: `{"a":…,"b":…,"pad":…}` (the pad is skipped).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Add {
+    /// First operand.
     pub a: i64,
+    /// Second operand.
     pub b: i64,
 }
 

@@ -8,8 +8,11 @@ use mephisto_benches::tansu::BoxError;
 /// Which brokers a campaign runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerChoice {
+    /// A private tansu (or `$MEPHISTO_BROKER`).
     Tansu,
+    /// The loopback replay server hosted by the parent.
     Replay,
+    /// tansu, then the replay server.
     Both,
 }
 
@@ -27,33 +30,57 @@ impl BrokerChoice {
 /// Every option; see the module comment of `main.rs` for their meaning.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// `--role`: run as this child role (the parent runs without it).
     pub role: Option<String>,
     /// Bootstrap URL (children; the parent fills it per broker).
     pub broker_url: String,
+    /// `--broker`: where the campaign runs.
     pub brokers: BrokerChoice,
+    /// `--records`: input records of the main measurement (a child: of its input topic).
     pub records: u64,
+    /// `--partitions`: input partitions of the main measurement (a child: of its topics).
     pub partitions: u32,
+    /// `--runs`: rounds of every measurement.
     pub runs: usize,
+    /// `--variants`: `noop`, `add`.
     pub variants: Vec<String>,
     /// Roles of the main measurement: `mephisto`, `rdkafka`, `fetcher`, `faust`.
     pub roles: Vec<String>,
+    /// A child's variant.
     pub variant: String,
+    /// `--faust-records`: output records the Faust peer is timed over.
     pub faust_records: u64,
+    /// `--partitions-sweep`: partition counts of the sweep (none: no sweep).
     pub sweep: Vec<u32>,
+    /// `--sweep-records`: input records per sweep point.
     pub sweep_records: u64,
+    /// `--sweep-roles`: roles measured at each sweep point.
     pub sweep_roles: Vec<String>,
+    /// `--out`: JSON lines file appended to.
     pub out: Option<String>,
+    /// `--python`: the interpreter of the Faust peer.
     pub python: String,
+    /// `--mephisto-concurrency`: actors of the Mephisto agent.
     pub concurrency: usize,
+    /// `--max-seconds`: a pipeline run's limit after its first output record.
     pub max_seconds: u64,
+    /// `--asks`: timed asks per ask child.
     pub asks: usize,
+    /// `--warmup`: untimed asks first.
     pub warmup: usize,
+    /// `--skip-pipeline`: only the asks.
     pub skip_pipeline: bool,
+    /// `--skip-ask`: no asks.
     pub skip_ask: bool,
+    /// `--timeout`: the limit of each child.
     pub timeout: Duration,
+    /// A child's input topic.
     pub input: String,
+    /// A child's output (or reply) topic.
     pub output: String,
+    /// A child's consumer group.
     pub group: String,
+    /// `--mephisto-threads`: tokio workers of a Mephisto child.
     pub threads: usize,
     /// Diagnostic: `fetch.wait.max.ms` of both ask consumers.
     pub fetch_wait_ms: Option<u64>,
@@ -80,6 +107,7 @@ fn check_roles(roles: &[String]) -> Result<(), BoxError> {
 }
 
 impl Options {
+    /// The options of this process's command line.
     pub fn parse() -> Result<Self, BoxError> {
         Self::parse_from(std::env::args().skip(1).collect())
     }
@@ -216,11 +244,15 @@ impl Options {
 /// The topics, group and sizes one child works on.
 #[derive(Debug, Clone)]
 pub struct ChildTopics {
+    /// Topic read.
     pub input: String,
+    /// Topic written (or the reply topic of an ask child).
     pub output: String,
+    /// Consumer group.
     pub group: String,
     /// Records in the input topic.
     pub records: u64,
+    /// Partitions of the input (and output) topic.
     pub partitions: u32,
 }
 

@@ -16,11 +16,13 @@ use crate::child::now_micros;
 /// What the parent saw of an output topic.
 #[derive(Debug, Clone, Default)]
 pub struct Counted {
+    /// Output records counted.
     pub records: u64,
     /// Sum of `output_sum` over the records.
     pub sum: i128,
     /// Records whose value `output_sum` could not read.
     pub unreadable: u64,
+    /// When the first one was seen (µs since the epoch).
     pub first_output_us: u64,
     /// When the `expected`th record (or the last one counted) was seen.
     pub last_output_us: u64,
@@ -32,8 +34,11 @@ pub struct Counted {
 /// `deadline`.
 #[derive(Debug, Clone, Copy)]
 pub struct Until {
+    /// Records to wait for.
     pub expected: u64,
+    /// Longest wait after the first record.
     pub max_after_first: Duration,
+    /// Longest wait overall.
     pub deadline: Instant,
 }
 

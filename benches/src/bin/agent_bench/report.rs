@@ -18,6 +18,7 @@ pub fn ratio(x: f64) -> String {
     }
 }
 
+/// KiB to MiB.
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }

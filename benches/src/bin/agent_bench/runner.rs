@@ -30,12 +30,17 @@ pub struct Measurement {
     pub client: String,
     /// `noop` or `add`; `raw` for the fetcher.
     pub variant: String,
+    /// Partitions of the input.
     pub partitions: u32,
+    /// Run index.
     pub run: usize,
     /// Output records waited for.
     pub expected: u64,
+    /// What the parent counted (the fetcher: what it read).
     pub counted: Counted,
+    /// What the child reported.
     pub outcome: Outcome,
+    /// The broker's CPU seconds during the measurement.
     pub broker_cpu: f64,
     /// Checks that failed (partial run, duplicates, wrong sum, …).
     pub problems: Vec<String>,
@@ -81,9 +86,13 @@ impl Measurement {
 
 /// What a campaign shares: options, runtime, run tag, the measurements so far.
 pub struct Campaign<'a> {
+    /// The parent's options.
     pub o: &'a Options,
+    /// The parent's runtime (it hosts the replay server).
     pub rt: &'a Runtime,
+    /// Names this campaign's topics and groups.
     pub tag: String,
+    /// Every measurement so far.
     pub done: Vec<Measurement>,
 }
 
