@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mephisto_benches::heap_stats::{self, CountingAlloc};
-use mephisto_benches::replay_server::{ReplayConfig, ReplayServer, ReplayStats};
+use mephisto_benches::replay_server::{Payload, ReplayConfig, ReplayServer, ReplayStats};
 use mephisto_benches::tansu::Tansu;
 use mephisto_benches::{proc_stats, workload};
 use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
@@ -482,6 +482,8 @@ fn replay_config(o: &Options, topic: &str) -> ReplayConfig {
         records_per_batch: o.replay_batch,
         compression: o.compression,
         trace: std::env::var_os("CLIENT_BENCH_TRACE_FETCH").is_some(),
+        payload: Payload::Client,
+        sum_values: false,
     }
 }
 
