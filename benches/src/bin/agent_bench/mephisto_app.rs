@@ -32,7 +32,10 @@ pub fn configure(app: &App, o: &Options) {
 /// `topic.sink()`, or with `--mephisto-sink spawn` (diagnostic) a function sink spawning each
 /// send: the actor does not wait for the acknowledgement and the event is acked before its
 /// output is written (not the same guarantee).
-pub fn topic_sink<V: mephisto::app::Model>(topic: &Topic<String, V>, kind: &str) -> Sink<V> {
+pub fn topic_sink<K: mephisto::app::Model, V: mephisto::app::Model>(
+    topic: &Topic<K, V>,
+    kind: &str,
+) -> Sink<V> {
     if kind != "spawn" {
         return topic.sink();
     }

@@ -3,10 +3,8 @@
 //! is judged by. Only the public `mephisto` API is used, so that this file alone changes with
 //! that API.
 //!
-//! - `noop`: `Topic<String, String>` with raw key and value codecs, the value yielded as it
-//!   came. (`bytes::Bytes` is not a `mephisto::app::Model` today — the `bytes` crate is built
-//!   without serde — so `String`, the cheapest raw type, stands in; the new API will take
-//!   `Bytes` directly.)
+//! - `noop`: `Topic<Bytes, Bytes>` with raw key and value codecs: the value is a slice of the
+//!   fetch response, yielded as it came and written by the sink without a copy.
 //! - `add`: `Topic<String, Add>` with JSON values; yields `a + b` as a JSON number.
 //!
 //! Faust's defaults otherwise (one actor, commit every 2.8 s or 10,000 acks), producer linger
@@ -14,6 +12,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use mephisto::{App, CodecName, Topic};
 use mephisto_benches::tansu::BoxError;
@@ -50,8 +49,8 @@ pub async fn run(o: &Options) -> Result<Outcome, BoxError> {
 }
 
 /// A topic of raw keys and values.
-fn raw_topic(app: &App, name: &str) -> Topic<String, String> {
-    app.topic::<String, String>(name)
+fn raw_topic(app: &App, name: &str) -> Topic<Bytes, Bytes> {
+    app.topic::<Bytes, Bytes>(name)
         .key_codec(CodecName::Raw)
         .value_codec(CodecName::Raw)
 }
@@ -60,16 +59,15 @@ fn noop(app: &App, o: &Options) {
     let input = raw_topic(app, &o.input);
     let output = raw_topic(app, &o.output);
     let _agent = app
-        .agent::<String, String>("pipeline")
+        .agent::<Bytes, Bytes>("pipeline")
         .topic(&input)
         .concurrency(o.concurrency)
-        .yielding(|stream| {
-            stream.map(|value: String| {
+        .yielding_to(vec![topic_sink(&output, &o.mephisto_sink)], |stream| {
+            stream.map(|value: Bytes| {
                 seen_input();
                 Ok(value)
             })
-        })
-        .sink(topic_sink(&output, &o.mephisto_sink));
+        });
 }
 
 fn add(app: &App, o: &Options) {
@@ -79,11 +77,10 @@ fn add(app: &App, o: &Options) {
         .agent::<String, Add>("pipeline")
         .topic(&input)
         .concurrency(o.concurrency)
-        .yielding(|stream| {
+        .yielding_to(vec![topic_sink(&output, &o.mephisto_sink)], |stream| {
             stream.map(|value: Add| {
                 seen_input();
                 Ok(value.a + value.b)
             })
-        })
-        .sink(topic_sink(&output, &o.mephisto_sink));
+        });
 }
