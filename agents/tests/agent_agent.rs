@@ -620,3 +620,124 @@ async fn log_lines_of_the_agent_name_the_agent_and_the_event() {
         "{text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_counted_per_topic_partition_and_offset() {
+    use mephisto::ack::AckRef;
+    use mephisto::event::{Event, Message};
+    // Two events at the same offset of two partitions, each failing once: with two attempts
+    // each, both succeed (counted by sequence number alone, the second would look like the
+    // first one's third attempt and be given up).
+    let failed = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let f = failed.clone();
+    let acks = MemoryAcks::new();
+    let ch: Channel<(), i64> = Channel::new(4);
+    let (out, push) = collector::<i64>();
+    let agent: Agent<(), i64, i64> = Agent::yielding("per_partition", move |stream| {
+        let f = f.clone();
+        stream.map(move |v: i64| {
+            if f.lock().unwrap().insert(v) {
+                return Err(format!("first attempt of {v}").into());
+            }
+            Ok(v)
+        })
+    })
+    .channel(ch.clone())
+    .retry(RetryPolicy::new(2, Duration::from_millis(10)))
+    .supervisor(RestartPolicy::crash())
+    .sink(Sink::func(push));
+    let handle = agent.start().unwrap();
+    for (partition, value) in [(0, 100), (1, 200)] {
+        let message = Message {
+            topic: "t".into(),
+            partition,
+            record: record_at(5, "x"),
+        };
+        let ack = AckRef::new(Arc::new(acks.clone()), 5 + 10 * partition as u64, 0);
+        ch.sender()
+            .deliver(Event::from_message(None, value, message, Some(ack)))
+            .await
+            .unwrap();
+    }
+    ch.close();
+    tokio::time::timeout(Duration::from_secs(5), handle.join())
+        .await
+        .unwrap()
+        .expect("both events succeed on their second attempt");
+    assert_eq!(*out.lock().unwrap(), vec![100, 200]);
+    assert_eq!(acks.acked_seqs(), vec![5, 15]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_take_batch_is_redelivered_whole_and_nothing_is_acked_before() {
+    let acks = MemoryAcks::new();
+    let ch: Channel<(), i64> = Channel::with_acks(16, Arc::new(acks.clone()));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen_acks = Arc::new(Mutex::new(Vec::new()));
+    let (a, sa, ack_view) = (attempts.clone(), seen_acks.clone(), acks.clone());
+    let (out, push) = collector::<Vec<i64>>();
+    let agent: Agent<(), i64, Vec<i64>> = Agent::yielding("batches", move |stream| {
+        let (a, sa, ack_view) = (a.clone(), sa.clone(), ack_view.clone());
+        stream
+            .take_batches(3, Duration::from_secs(1))
+            .map(move |batch: Vec<i64>| {
+                sa.lock().unwrap().push(ack_view.acked_seqs());
+                if a.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err("first attempt fails".into());
+                }
+                Ok(batch)
+            })
+    })
+    .channel(ch.clone())
+    .retry(RetryPolicy::new(3, Duration::from_millis(10)))
+    .supervisor(RestartPolicy::crash())
+    .sink(Sink::func(push));
+    let handle = agent.start().unwrap();
+    for v in [1, 2, 3] {
+        ch.send(v).await.unwrap();
+    }
+    ch.close();
+    tokio::time::timeout(Duration::from_secs(5), handle.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *out.lock().unwrap(),
+        vec![vec![1, 2, 3]],
+        "the whole batch again"
+    );
+    let seen = seen_acks.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![Vec::<u64>::new(), Vec::new()],
+        "nothing acked before the retry succeeded"
+    );
+    assert_eq!(acks.acked_seqs(), vec![0, 1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_restart_limit_counts_within_its_window_in_virtual_time() {
+    let ch: Channel<(), i64> = Channel::new(16);
+    let agent = failing_agent("windowed", 13, false)
+        .channel(ch.clone())
+        .supervisor(RestartPolicy {
+            max_restarts: 2,
+            within: Duration::from_secs(10),
+        });
+    let handle = agent.start().unwrap();
+    // Two failures 6 s apart, twice: never more than 2 within 10 s.
+    for _ in 0..4 {
+        ch.send(13).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(6)).await;
+    }
+    assert!(!handle.is_finished(), "within the limit");
+    // Three failures at once: the third restart within the window stops the agent.
+    for _ in 0..3 {
+        ch.send(13).await.unwrap();
+    }
+    let err = tokio::time::timeout(Duration::from_secs(5), handle.join())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, AgentError::TooManyRestarts { .. }), "{err}");
+}

@@ -915,3 +915,43 @@ fn headers_are_validated_before_iteration() {
         .collect();
     assert_eq!(hs, vec![("a", None), ("b", Some(&b"1"[..]))]);
 }
+
+#[test]
+fn an_invalid_record_whose_length_holds_costs_only_itself() {
+    // Three records; the middle one's header count is -1 (invalid) but its length prefix is
+    // right: both iterators report it and go on with the third.
+    let mut bad = valid_fields();
+    bad[2] = F::Varint(1);
+    *bad.last_mut().unwrap() = F::Varint(-1);
+    let mut third = valid_fields();
+    third[2] = F::Varint(2);
+    let mut region = record(&valid_fields());
+    region.extend_from_slice(&record(&bad));
+    region.extend_from_slice(&record(&third));
+    let b = region_batch(&region, 3);
+    let batch = decode_one(b, DecodeOptions::default()).expect("batch header valid");
+    let records = batch.records().expect("records available");
+    let borrowed: Vec<Result<i64, ()>> = records
+        .iter()
+        .map(|r| r.map(|r| r.offset()).map_err(|_| ()))
+        .collect();
+    assert_eq!(borrowed, vec![Ok(0), Err(()), Ok(2)]);
+    let owned: Vec<Result<i64, ()>> = records
+        .into_iter()
+        .map(|r| r.map(|r| r.offset()).map_err(|_| ()))
+        .collect();
+    assert_eq!(owned, vec![Ok(0), Err(()), Ok(2)]);
+}
+
+#[test]
+fn a_record_whose_length_is_out_of_bounds_ends_the_iteration() {
+    let mut region = record(&valid_fields());
+    // A length prefix larger than what is left.
+    write_varint(&mut region, 1000);
+    region.extend_from_slice(b"short");
+    let b = region_batch(&region, 2);
+    let batch = decode_one(b, DecodeOptions::default()).expect("batch header valid");
+    let records = batch.records().expect("records available");
+    let got: Vec<bool> = records.iter().map(|r| r.is_ok()).collect();
+    assert_eq!(got, vec![true, false]);
+}

@@ -177,6 +177,21 @@ impl App {
             .cloned()
     }
 
+    /// Asks of this process waiting for their reply now (each `ask` that returned, timed
+    /// out or was cancelled is forgotten).
+    pub fn pending_asks(&self) -> usize {
+        self.inner
+            .client
+            .get()
+            .and_then(|c| c.started_replies().map(|r| r.waiting()))
+            .unwrap_or(0)
+    }
+
+    /// The reply topic of this process (Faust's `reply_to`).
+    pub fn reply_topic(&self) -> String {
+        self.settings().reply_to
+    }
+
     /// The bootstrap URL in use once connected (the development broker's for `memory://`).
     pub async fn broker_url(&self) -> Result<String, AppError> {
         Ok(self.client().await?.url().to_owned())

@@ -254,6 +254,11 @@ impl Client {
             .await
     }
 
+    /// The reply reader, if an `ask` started it.
+    pub fn started_replies(&self) -> Option<&ReplyConsumer> {
+        self.replies.get()
+    }
+
     /// Flushes and closes the producer, waits for the tracked writes, stops the reply reader
     /// and deletes this process's reply topic; each step within `grace` in all.
     pub async fn close(&self, grace: Duration) {

@@ -43,6 +43,10 @@ pub struct Settings {
     /// `fetch.max.wait.ms`, 500 ms). Kafka answers as soon as data arrives; on brokers that
     /// always wait it out (tansu), a shorter wait lowers `ask` latency for more requests.
     pub consumer_fetch_max_wait: Duration,
+    /// Largest decompressed records region of a fetched batch the worker accepts (ours; a
+    /// batch over it is skipped as undecodable, so a small compression bomb cannot take the
+    /// worker down). Default 64 MiB.
+    pub consumer_max_decompressed_bytes: usize,
     /// How long the producer waits to fill a batch (Kafka's `linger.ms`; ours: 5 ms).
     pub producer_linger: Duration,
     /// Where a new consumer group starts: `true` = earliest (Faust's
@@ -92,6 +96,7 @@ impl Settings {
             broker_max_poll_interval: Duration::from_secs(1000),
             broker_request_timeout: Duration::from_secs(30),
             consumer_fetch_max_wait: Duration::from_millis(500),
+            consumer_max_decompressed_bytes: 64 * 1024 * 1024,
             producer_linger: Duration::from_millis(5),
             consumer_auto_offset_reset_earliest: true,
             stream_buffer_maxsize: crate::core::channel::DEFAULT_CAPACITY,

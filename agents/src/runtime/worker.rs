@@ -21,8 +21,9 @@ use mephisto_engine::group::{
     GroupConfig, GroupConsumer, MemberState, PartitionAcks, PartitionEvents,
 };
 use mephisto_engine::producer::RecordMetadata;
-use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinHandle, JoinSet};
+use mephisto_wire::record::DecodeOptions;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::core::error::AgentError;
 use crate::core::event::Event;
@@ -46,6 +47,9 @@ pub trait QueueControl: Send + Sync {
     fn close(&self);
     /// Gives up every queued event (not processed, not committed); returns how many.
     fn give_up_queued(&self) -> usize;
+    /// The agent ended: stops taking events and acks the queued ones on its behalf (they are
+    /// done for it, and must not hold back the commits of their partitions).
+    fn finish(&self);
     /// Events queued now.
     fn queued(&self) -> usize;
 }
@@ -57,6 +61,13 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> QueueControl for Queu
 
     fn queued(&self) -> usize {
         self.len()
+    }
+
+    fn finish(&self) {
+        Queue::close(self);
+        for ev in self.drain() {
+            ev.ack();
+        }
     }
 
     fn give_up_queued(&self) -> usize {
@@ -118,7 +129,8 @@ pub struct Worker {
     subscriptions: Arc<Subscriptions>,
     group: Option<GroupThread>,
     agents: Vec<Running>,
-    results: JoinSet<(String, Result<(), AgentError>)>,
+    /// Agents that stopped with an error.
+    failures: mpsc::UnboundedReceiver<(String, AgentError)>,
     tasks: Arc<Mutex<HashMap<TopicPartition, Task>>>,
     background: Vec<JoinHandle<()>>,
     stop_tx: watch::Sender<bool>,
@@ -150,7 +162,11 @@ fn group_config(app_id: &str, settings: &Settings) -> GroupConfig {
         .with_fetcher(
             FetcherConfig::default()
                 .with_auto_offset_reset(reset)
-                .with_max_wait(settings.consumer_fetch_max_wait),
+                .with_max_wait(settings.consumer_fetch_max_wait)
+                .with_decode_options(DecodeOptions {
+                    max_decompressed_size: settings.consumer_max_decompressed_bytes,
+                    ..DecodeOptions::default()
+                }),
         );
     config.commit.interval = settings.broker_commit_interval;
     config.commit.every = settings.broker_commit_every;
@@ -168,7 +184,8 @@ impl Worker {
         let settings = client.settings().clone();
         let subscriptions = Arc::new(Subscriptions::new(Arc::clone(&client)));
         let mut running = Vec::new();
-        let mut results = JoinSet::new();
+        let mut background = Vec::new();
+        let (failed, failures) = mpsc::unbounded_channel();
         for agent in agents {
             let name = agent.name();
             let started = agent.start(&subscriptions)?;
@@ -176,8 +193,12 @@ impl Worker {
             let abort = match started.handle {
                 Some(handle) => {
                     let abort = handle.abort_handle();
-                    let n = name.clone();
-                    results.spawn(async move { (n, handle.join().await) });
+                    background.push(tokio::spawn(watch_agent(
+                        name.clone(),
+                        handle,
+                        started.queues.clone(),
+                        failed.clone(),
+                    )));
                     abort
                 }
                 None => tokio::spawn(async {}).abort_handle(),
@@ -202,7 +223,6 @@ impl Worker {
         let (stop_tx, _) = watch::channel(false);
         let stopping = Arc::new(AtomicBool::new(false));
         let tasks: Arc<Mutex<HashMap<TopicPartition, Task>>> = Arc::default();
-        let mut background = Vec::new();
         let mut group = None;
         if !subscriptions.topics().is_empty() {
             let config = group_config(app_id, &settings);
@@ -234,7 +254,7 @@ impl Worker {
             subscriptions,
             group,
             agents: running,
-            results,
+            failures,
             tasks,
             background,
             stop_tx,
@@ -346,21 +366,10 @@ impl Worker {
         tokio::pin!(membership);
         loop {
             tokio::select! {
-                Some(res) = self.results.join_next() => match res {
-                    Ok((name, Ok(()))) => {
-                        tracing::info!(agent = %name, "agent finished; the other agents go on");
-                        if let Some((_, _, queues)) = self.agents.iter().find(|(n, _, _)| *n == name) {
-                            for q in queues {
-                                q.close();
-                            }
-                        }
-                    }
-                    Ok((name, Err(e))) => {
-                        tracing::error!(agent = %name, error = %e, "agent stopped");
-                        return Err(e.into());
-                    }
-                    Err(_) => return Err(RuntimeError::Closed("an agent's supervisor")),
-                },
+                Some((name, e)) = self.failures.recv() => {
+                    tracing::error!(agent = %name, error = %e, "agent stopped");
+                    return Err(e.into());
+                }
                 changed = self.fatal.changed() => {
                     if changed.is_err() {
                         std::future::pending::<()>().await;
@@ -385,6 +394,10 @@ impl Worker {
         let start = tokio::time::Instant::now();
         let deadline = start + grace;
         let mut report = StopReport::default();
+        // The agents are stopped from here on, not finished.
+        for task in self.background.drain(..) {
+            task.abort();
+        }
         // 1. No more events: partition tasks end, queued events are given up.
         self.stopping.store(true, Ordering::Relaxed);
         self.stop_tx.send_replace(true);
@@ -430,9 +443,6 @@ impl Worker {
         } else {
             report.left_cleanly = true;
         }
-        for task in self.background.drain(..) {
-            task.abort();
-        }
         let tasks: Vec<Task> = self.tasks().drain().map(|(_, t)| t).collect();
         for t in tasks {
             t.handle.abort();
@@ -456,6 +466,27 @@ impl Worker {
         }
         tracing::info!(app = %self.app_id, elapsed = ?start.elapsed(), "worker stopped");
         result.map(|()| report)
+    }
+}
+
+/// Follows one agent: when it ends normally its queues are finished (the other agents go on);
+/// when it fails, the worker hears of it.
+async fn watch_agent(
+    name: String,
+    handle: AgentHandle,
+    queues: Vec<Arc<dyn QueueControl>>,
+    failed: mpsc::UnboundedSender<(String, AgentError)>,
+) {
+    match handle.join().await {
+        Ok(()) => {
+            tracing::info!(agent = %name, "agent finished; the other agents go on");
+            for q in &queues {
+                q.finish();
+            }
+        }
+        Err(e) => {
+            let _ = failed.send((name, e));
+        }
     }
 }
 

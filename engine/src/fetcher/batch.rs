@@ -69,7 +69,8 @@ impl FetchedBatch {
     /// The batch's records at or above [`start_offset`](Self::start_offset), in offset order.
     ///
     /// Fails if the records region cannot be decompressed; each record is validated as it is
-    /// reached, and the iterator ends after the first invalid one.
+    /// reached: an invalid record is reported and skipped when its length prefix holds, and the
+    /// iterator ends after any other invalid one.
     pub fn records(&self) -> Result<FetchedRecords, BatchError> {
         Ok(FetchedRecords {
             inner: self.batch.records()?.into_iter(),
@@ -100,7 +101,7 @@ pub struct FetchedRecordsView {
 
 impl FetchedRecordsView {
     /// The records at or above the batch's start offset, in offset order, each borrowing this
-    /// view; the iterator ends after the first invalid record.
+    /// view; invalid records are reported as in [`records`](FetchedBatch::records).
     pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'_>, RecordError>> + '_ {
         let start = self.start_offset;
         self.records

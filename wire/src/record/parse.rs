@@ -257,6 +257,17 @@ fn skip_header_slow(
 /// `index` is the record's index in the batch, for error context. Every check of the record
 /// format is made here, including a full walk of the headers, so accessors never fail.
 #[inline(always)]
+/// Where the record at `pos` ends according to its length prefix alone, when that prefix is
+/// readable and in bounds: a record whose fields are invalid can then be skipped without
+/// losing the records after it.
+pub(crate) fn record_end(body: &[u8], pos: usize) -> Option<usize> {
+    let rest = body.get(pos..)?;
+    let (length, n) = decode_varint(rest).ok()?;
+    let len = usize::try_from(length).ok()?;
+    let end = pos.checked_add(n)?.checked_add(len)?;
+    (end <= body.len()).then_some(end)
+}
+
 pub(crate) fn parse_record(body: &[u8], pos: usize, index: u32) -> Result<RawRecord, RecordError> {
     let ctx = Ctx {
         index,

@@ -4,13 +4,14 @@
 //!
 //! Both iterators check the record count against the bytes: after the declared number of records
 //! the region must be exhausted ([`RecordError::TrailingBytes`]), and it must not end before
-//! ([`RecordError::FewerRecordsThanDeclared`]). After yielding an error they end.
+//! ([`RecordError::FewerRecordsThanDeclared`]). An invalid record whose length prefix holds costs
+//! only itself: they report it and go on with the next record; after any other error they end.
 
 use bytes::Bytes;
 
 use crate::record::error::RecordError;
 use crate::record::item::{Record, RecordContext, RecordRef};
-use crate::record::parse::{parse_record, RawRecord};
+use crate::record::parse::{parse_record, record_end, RawRecord};
 
 /// The records of one batch, ready to iterate.
 #[derive(Debug, Clone)]
@@ -115,8 +116,18 @@ impl Cursor {
                 Some(Ok(raw))
             }
             Err(e) => {
-                self.done = true;
-                self.remaining = 0;
+                // A record whose length prefix holds costs only itself: go on after it.
+                match record_end(body, self.pos) {
+                    Some(end) => {
+                        self.pos = end;
+                        self.index += 1;
+                        self.remaining -= 1;
+                    }
+                    None => {
+                        self.done = true;
+                        self.remaining = 0;
+                    }
+                }
                 Some(Err(e))
             }
         }
