@@ -19,6 +19,12 @@ use std::sync::Arc;
 pub trait Acker: Send + Sync + 'static {
     /// Consumer `consumer` finished event `id`. Returns `true` the first time.
     fn ack(&self, id: u64, consumer: u8) -> bool;
+    /// Consumer `consumer` finished every event of `ids` (in one go, where the acker can).
+    fn ack_all(&self, ids: &[u64], consumer: u8) {
+        for &id in ids {
+            self.ack(id, consumer);
+        }
+    }
     /// Keeps event `id` in processing until a [`release`](Acker::release) (a write it caused
     /// is in flight). `false` if the event is already done.
     fn hold(&self, id: u64) -> bool;
@@ -108,6 +114,29 @@ impl AckRef {
     /// Whether the event's source still wants it processed.
     pub fn is_live(&self) -> bool {
         self.acker.is_live()
+    }
+
+    /// Acks every ref of `refs` (emptying it), each run of refs of one acker and consumer in
+    /// one call.
+    pub fn ack_all(refs: &mut Vec<AckRef>) {
+        let mut ids: Vec<u64> = Vec::new();
+        let mut run: Option<(Arc<dyn Acker>, u8)> = None;
+        for r in refs.drain(..) {
+            let same = run
+                .as_ref()
+                .is_some_and(|(a, c)| Arc::ptr_eq(a, &r.acker) && *c == r.consumer);
+            if !same {
+                if let Some((acker, consumer)) = run.take() {
+                    acker.ack_all(&ids, consumer);
+                    ids.clear();
+                }
+                run = Some((Arc::clone(&r.acker), r.consumer));
+            }
+            ids.push(r.id);
+        }
+        if let Some((acker, consumer)) = run {
+            acker.ack_all(&ids, consumer);
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use tracing::Instrument;
 
 use crate::core::ack::AckRef;
 use crate::core::agent::Agent;
+use crate::core::channel::Channel;
 use crate::core::error::{panic_message, AgentError, At, BoxError, WriteError};
-use crate::core::event::{EventId, Message};
+use crate::core::event::{Event, EventId, Message};
 use crate::core::policy::Restarts;
 use crate::core::reqrep::ReplyTo;
 use crate::core::sink::{dispatch, Attempt, WriteFor};
@@ -67,6 +68,7 @@ where
             .channel
             .stream()
             .with_slot(slot.clone())
+            .exclusive(agent.concurrency == 1)
             .keep_copies(agent.retry.is_some())
             .with_key_json(agent.key_json);
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (agent.fun)(stream))) {
@@ -78,7 +80,7 @@ where
             (s.current.clone(), s.fatal.take())
         };
         if let Some(error) = fatal {
-            give_up_slot(&slot);
+            give_up_slot(&slot, &agent.channel);
             return Err(error);
         }
         let at = current.as_ref().map(|c| c.id());
@@ -96,7 +98,7 @@ where
                 for a in acks {
                     a.ack();
                 }
-                give_up_slot(&slot);
+                give_up_slot(&slot, &agent.channel);
                 tracing::debug!(agent = %agent.name, actor, "actor finished");
                 return Ok(());
             }
@@ -161,7 +163,7 @@ where
                 tracing::error!(agent = %agent.name, actor, seq = at.as_ref().map(|a| a.seq),
                     coordinate = %At(at.as_ref()), %error,
                     "agent output could not be written and there is no dead-letter topic; stopping");
-                give_up_slot(&slot);
+                give_up_slot(&slot, &agent.channel);
                 return Err(error);
             }
             _ => {}
@@ -182,7 +184,7 @@ where
             .allow(agent.supervisor);
         if !allowed {
             tracing::error!(agent = %agent.name, "restart limit exceeded; agent stopped");
-            give_up_slot(&slot);
+            give_up_slot(&slot, &agent.channel);
             return Err(AgentError::TooManyRestarts {
                 agent: agent.name.to_string(),
                 max_restarts: agent.supervisor.max_restarts,
@@ -193,12 +195,25 @@ where
     }
 }
 
-/// Gives up what the slot still holds for redelivery (the actor ends).
-fn give_up_slot(slot: &Slot) {
-    let mut s = slot.lock();
-    s.redeliver.clear();
-    if let Some(c) = &mut s.copies {
-        c.clear();
+/// The actor ends: events its stream had taken and not handed out go back to the front of
+/// the agent's queue (another actor takes them, or the worker acks them for an agent that
+/// finished and gives them up for one that failed); retry copies are dropped.
+fn give_up_slot<K: Clone + Send + 'static, V: Clone + Send + 'static>(
+    slot: &Slot,
+    channel: &Channel<K, V>,
+) {
+    let left: Vec<Event<K, V>> = {
+        let mut s = slot.lock();
+        if let Some(c) = &mut s.copies {
+            c.clear();
+        }
+        std::mem::take(&mut s.redeliver)
+            .into_iter()
+            .filter_map(|b| b.downcast::<Event<K, V>>().ok().map(|ev| *ev))
+            .collect()
+    };
+    if !left.is_empty() {
+        channel.queue().return_front(left);
     }
 }
 

@@ -64,14 +64,42 @@ impl Message {
     }
 }
 
-/// An event's headers: the fetched record's (read in place) or given by the sender.
-#[derive(Clone, Default)]
+/// Headers given by a sender (an in-memory event, a send).
+#[derive(Clone, Default, PartialEq)]
 pub struct Headers {
     owned: Vec<(String, Option<Bytes>)>,
-    record: Option<Record>,
 }
 
 impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.view().fmt(f)
+    }
+}
+
+impl Headers {
+    /// Headers given by a sender.
+    pub fn from_pairs(pairs: Vec<(String, Option<Bytes>)>) -> Self {
+        Headers { owned: pairs }
+    }
+
+    /// The headers, read in place.
+    pub fn view(&self) -> HeadersView<'_> {
+        HeadersView {
+            owned: &self.owned,
+            record: None,
+        }
+    }
+}
+
+/// An event's headers, read in place: those of the fetched record (nothing is parsed or
+/// copied until read), or those its sender gave.
+#[derive(Clone, Copy)]
+pub struct HeadersView<'a> {
+    owned: &'a [(String, Option<Bytes>)],
+    record: Option<&'a Record>,
+}
+
+impl fmt::Debug for HeadersView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(
@@ -82,36 +110,28 @@ impl fmt::Debug for Headers {
     }
 }
 
-impl Headers {
-    /// Headers given by a sender.
-    pub fn from_pairs(pairs: Vec<(String, Option<Bytes>)>) -> Self {
-        Headers {
-            owned: pairs,
-            record: None,
-        }
-    }
-
-    /// The headers of a fetched record (nothing is parsed or copied until read).
-    pub fn of_record(record: Record) -> Self {
-        Headers {
-            owned: Vec::new(),
+impl<'a> HeadersView<'a> {
+    /// The headers of a fetched record.
+    pub fn of_record(record: &'a Record) -> Self {
+        HeadersView {
+            owned: &[],
             record: Some(record),
         }
     }
 
     /// Every header in order: key bytes and value (`None` for a null value).
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
         let owned = self.owned.iter().map(|(k, v)| (k.as_bytes(), v.as_deref()));
         let record = self
             .record
-            .iter()
+            .into_iter()
             .flat_map(|r| r.headers().map(|h| (h.key(), h.value())));
         owned.chain(record)
     }
 
     /// The first header named `name` (case-sensitive, as Kafka headers are), if its value
     /// is not null.
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
+    pub fn get(&self, name: &str) -> Option<&'a [u8]> {
         self.iter()
             .find(|(k, _)| *k == name.as_bytes())
             .and_then(|(_, v)| v)
@@ -119,13 +139,13 @@ impl Headers {
 
     /// Whether there are no headers.
     pub fn is_empty(&self) -> bool {
-        self.owned.is_empty() && self.record.as_ref().is_none_or(|r| r.header_count() == 0)
+        self.owned.is_empty() && self.record.is_none_or(|r| r.header_count() == 0)
     }
 
     /// The headers as owned pairs (keys as text, lossy for non-UTF-8 keys).
     pub fn to_pairs(&self) -> Vec<(String, Option<Bytes>)> {
-        let mut out: Vec<(String, Option<Bytes>)> = self.owned.clone();
-        if let Some(r) = &self.record {
+        let mut out: Vec<(String, Option<Bytes>)> = self.owned.to_vec();
+        if let Some(r) = self.record {
             out.extend(r.headers().map(|h| {
                 (
                     String::from_utf8_lossy(h.key()).into_owned(),
@@ -155,7 +175,7 @@ impl Headers {
 
     /// Whether the reply headers are there (cheap: no copy).
     pub fn asks_for_reply(&self) -> bool {
-        self.iter().any(|(k, _)| k == REPLY_TO_HEADER.as_bytes())
+        !self.is_empty() && self.iter().any(|(k, _)| k == REPLY_TO_HEADER.as_bytes())
     }
 }
 
@@ -178,7 +198,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for Event<K, V> {
         f.debug_struct("Event")
             .field("key", &self.key)
             .field("value", &self.value)
-            .field("headers", &self.headers)
+            .field("headers", &self.headers())
             .field("coordinate", &self.coordinate())
             .field("seq", &self.seq)
             .finish()
@@ -204,21 +224,30 @@ impl<K, V> Event<K, V> {
         Event {
             key,
             value,
-            headers: Headers::of_record(message.record.clone()),
+            headers: Headers::default(),
             message: Some(message),
             seq,
             ack,
         }
     }
 
-    /// The headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
+    /// The headers: the fetched record's, read in place, or those its sender gave.
+    pub fn headers(&self) -> HeadersView<'_> {
+        match &self.message {
+            Some(m) => HeadersView::of_record(&m.record),
+            None => self.headers.view(),
+        }
     }
 
     /// The first header named `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.get(name)
+        self.headers().get(name)
+    }
+
+    /// The headers a sender gave (empty for an event from a topic: see
+    /// [`headers`](Self::headers)).
+    pub(crate) fn own_headers(&self) -> &Headers {
+        &self.headers
     }
 
     /// Topic, partition, record (offset, timestamp, raw bytes) when from a topic.
@@ -247,7 +276,7 @@ impl<K, V> Event<K, V> {
 
     /// The reply address of an `ask`, when the event carries both reply headers.
     pub fn reply_to(&self) -> Option<ReplyTo> {
-        self.headers.reply_to()
+        self.headers().reply_to()
     }
 
     /// Acks the event (Faust's `event.ack()`): `true` the first time. Events of a stream

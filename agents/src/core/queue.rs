@@ -2,10 +2,10 @@
 //! and its actors. Many producers, many consumers, FIFO.
 //!
 //! It is built for the per-event path: a producer pushes a whole fetched batch under one lock
-//! (waiting for room when the queue is full: back-pressure), a consumer that is alone on the
-//! queue takes what is there in one lock too, and nothing is allocated per item beyond the
-//! ring buffer's growth up to its capacity. Waiting is done with wakers kept in the queue, so
-//! a stream polls it without boxing a future.
+//! (waiting for room when the queue is full: back-pressure, resumed once half the queue is
+//! free), a consumer that is alone on the queue takes up to a batch in one lock too, and
+//! nothing is allocated per item beyond the ring buffer's growth up to its capacity. Waiting is
+//! done with wakers kept in the queue, so a stream polls it without boxing a future.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -106,6 +106,23 @@ impl<T> Queue<T> {
         items
     }
 
+    /// Puts `items` back at the front, in their order, whatever the room or whether the queue
+    /// is closed (events an ending actor had taken and not handed out: the queue's other
+    /// readers, or whoever drains it, deal with them).
+    pub fn return_front(&self, items: impl IntoIterator<Item = T, IntoIter: DoubleEndedIterator>) {
+        let readers = {
+            let mut s = self.lock();
+            let before = s.items.len();
+            for item in items.into_iter().rev() {
+                s.items.push_front(item);
+            }
+            let n = s.items.len() - before;
+            let k = n.min(s.readers.len());
+            s.readers.drain(..k).collect::<Vec<_>>()
+        };
+        readers.into_iter().for_each(Waker::wake);
+    }
+
     /// Moves items from the front of `items` into the queue while there is room; on a full
     /// queue registers `cx` to be woken when room frees. `Ready(Ok)` once `items` is empty,
     /// `Ready(Err(Closed))` on a closed queue (the items not taken stay in `items`).
@@ -192,7 +209,13 @@ impl<T> Queue<T> {
             }
             let n = max.max(1).min(s.items.len());
             out.extend(s.items.drain(..n));
-            std::mem::take(&mut s.writers)
+            // Writers waiting for room go on once half the queue is free: woken together,
+            // they refill it in a few large pushes rather than one event each.
+            if s.items.len() <= self.capacity / 2 {
+                std::mem::take(&mut s.writers)
+            } else {
+                Vec::new()
+            }
         };
         writers.into_iter().for_each(Waker::wake);
         Poll::Ready(true)
@@ -256,6 +279,17 @@ mod tests {
         assert_eq!(q.pop().await, Some(1));
         assert_eq!(q.pop().await, Some(2));
         assert_eq!(q.pop().await, None);
+    }
+
+    #[tokio::test]
+    async fn returned_items_go_first_even_past_capacity_or_closing() {
+        let q = Queue::new(2);
+        q.try_push(3).unwrap();
+        q.try_push(4).unwrap();
+        q.close();
+        q.return_front(vec![1, 2]);
+        assert_eq!(q.len(), 4);
+        assert_eq!(q.drain(), vec![1, 2, 3, 4]);
     }
 
     #[tokio::test]

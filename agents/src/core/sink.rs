@@ -31,14 +31,14 @@ pub type FailureHook = Arc<
 /// or every event of a `take` batch), its record when it came from a topic, and the agent
 /// whose error policy applies if the write fails after it was queued (its dead-letter hook,
 /// or else the worker stops).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub struct WriteFor<'a> {
     /// The acks of the events the value came from.
     pub acks: &'a [AckRef],
     /// The event's Kafka metadata and record.
     pub message: Option<&'a Message>,
     /// The agent that yielded the value.
-    pub agent: &'a str,
+    pub agent: &'a Arc<str>,
     /// The agent's dead-letter hook, if it has one.
     pub failure: Option<&'a FailureHook>,
 }

@@ -6,10 +6,11 @@
 //! another key type) and survives the restarts of its actor.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::core::ack::AckRef;
-use crate::core::event::{Coordinate, EventId, Headers, Message};
+use crate::core::event::{Coordinate, EventId, Headers, HeadersView, Message};
 use crate::core::reqrep::ReplyTo;
 
 /// An event a stream handed out, without its value.
@@ -18,6 +19,7 @@ pub(crate) struct Current {
     pub(crate) ack: Option<AckRef>,
     pub(crate) seq: u64,
     pub(crate) message: Option<Message>,
+    /// The headers its sender gave (an event from a topic reads its record's).
     pub(crate) headers: Headers,
     /// The reply address and the event's key (JSON) when it asks for a reply.
     pub(crate) reply: Option<(ReplyTo, Option<serde_json::Value>)>,
@@ -33,6 +35,13 @@ impl Current {
 
     pub(crate) fn coordinate(&self) -> Option<Coordinate> {
         self.message.as_ref().map(Message::coordinate)
+    }
+
+    pub(crate) fn headers(&self) -> HeadersView<'_> {
+        match &self.message {
+            Some(m) => HeadersView::of_record(&m.record),
+            None => self.headers.view(),
+        }
     }
 }
 
@@ -66,20 +75,75 @@ impl SlotState {
 
     /// Acks of the current event and batch.
     pub(crate) fn take_acks(&mut self) -> Vec<AckRef> {
-        let mut acks = std::mem::take(&mut self.batch);
-        if let Some(ack) = self.current.as_mut().and_then(|c| c.ack.take()) {
-            acks.push(ack);
-        }
+        let mut acks = Vec::new();
+        self.take_acks_into(&mut acks);
         acks
+    }
+
+    /// Moves the acks of the current event and batch to `out` (no allocation for a single
+    /// event when `out` has room).
+    pub(crate) fn take_acks_into(&mut self, out: &mut Vec<AckRef>) {
+        out.append(&mut self.batch);
+        if let Some(ack) = self.current.as_mut().and_then(|c| c.ack.take()) {
+            out.push(ack);
+        }
     }
 }
 
 /// A shared [`SlotState`].
 #[derive(Clone, Default)]
-pub(crate) struct Slot(Arc<Mutex<SlotState>>);
+pub(crate) struct Slot(Arc<SlotInner>);
+
+#[derive(Default)]
+pub(crate) struct SlotInner {
+    state: Mutex<SlotState>,
+    /// Whether `redeliver` holds something (read without the lock on every event).
+    redeliveries: AtomicBool,
+}
+
+/// The locked slot; keeps the `redeliveries` flag in step when released.
+pub(crate) struct SlotGuard<'a> {
+    guard: MutexGuard<'a, SlotState>,
+    flag: &'a AtomicBool,
+}
+
+impl std::ops::Deref for SlotGuard<'_> {
+    type Target = SlotState;
+    fn deref(&self) -> &SlotState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SlotGuard<'_> {
+    fn deref_mut(&mut self) -> &mut SlotState {
+        &mut self.guard
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.flag
+            .store(!self.guard.redeliver.is_empty(), Ordering::Relaxed);
+    }
+}
 
 impl Slot {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> SlotGuard<'_> {
+        SlotGuard {
+            guard: self.0.state.lock().unwrap_or_else(|e| e.into_inner()),
+            flag: &self.0.redeliveries,
+        }
+    }
+
+    /// Whether events wait to be handed out again.
+    pub(crate) fn has_redeliveries(&self) -> bool {
+        self.0.redeliveries.load(Ordering::Relaxed)
+    }
+
+    /// Puts events back to be handed out first.
+    pub(crate) fn give_back(&self, events: Vec<Box<dyn Any + Send>>) {
+        if !events.is_empty() {
+            self.lock().redeliver.extend(events);
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::core::ack::{AckRef, Acker, NoAcks};
-use crate::core::event::{Coordinate, Event, EventId, Headers, Message};
+use crate::core::event::{Coordinate, Event, EventId, Headers, HeadersView, Message};
 use crate::core::queue::Queue;
 use crate::core::slot::{Current, Slot};
 
@@ -78,8 +78,20 @@ pub struct Stream<K, V> {
     key_json: Option<KeyToJson<K>>,
     context: Option<Arc<dyn StreamContext>>,
     guards: Vec<TaskGuard>,
+    /// Events taken from the queue and not handed out yet.
     scratch: VecDeque<Event<K, V>>,
+    /// Events taken from the queue per lock: more than one only for a stream alone on its
+    /// queue (an agent with one actor), so that other actors are never starved.
+    batch: usize,
+    /// Automatic acks not given to the acker yet: they go together, when the stream has no
+    /// event left at hand (before it waits) or has gathered many.
+    pending_acks: Vec<AckRef>,
 }
+
+/// Acks gathered before they go to the acker in one call.
+const ACK_BATCH: usize = 64;
+/// Events a stream alone on its queue takes per lock.
+const EXCLUSIVE_BATCH: usize = 64;
 
 impl<K, V> fmt::Debug for Stream<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,7 +124,7 @@ impl CurrentEvent {
         CurrentEvent(Current {
             ack,
             seq: u64::try_from(message.offset()).unwrap_or_default(),
-            headers: Headers::of_record(message.record.clone()),
+            headers: Headers::default(),
             message: Some(message),
             reply: None,
         })
@@ -134,8 +146,8 @@ impl CurrentEvent {
     }
 
     /// Its headers.
-    pub fn headers(&self) -> &Headers {
-        &self.0.headers
+    pub fn headers(&self) -> HeadersView<'_> {
+        self.0.headers()
     }
 
     /// Acks it now; `true` the first time.
@@ -160,6 +172,21 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             context: None,
             guards: Vec::new(),
             scratch: VecDeque::with_capacity(1),
+            batch: 1,
+            pending_acks: Vec::with_capacity(ACK_BATCH),
+        }
+    }
+
+    /// Whether this stream is the only reader of its queue (it then takes events in batches).
+    pub(crate) fn exclusive(mut self, alone: bool) -> Self {
+        self.batch = if alone { EXCLUSIVE_BATCH } else { 1 };
+        self
+    }
+
+    /// Gives the gathered automatic acks to their ackers.
+    pub(crate) fn flush_acks(&mut self) {
+        if !self.pending_acks.is_empty() {
+            AckRef::ack_all(&mut self.pending_acks);
         }
     }
 
@@ -280,15 +307,16 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
         self.slot.lock().fatal = Some(error);
     }
 
-    /// Acks what the last hand-out left pending, when acks are automatic.
+    /// Acks what the last hand-out left pending, when acks are automatic (gathered, see
+    /// `pending_acks`).
     pub(crate) fn ack_previous(&mut self) {
         if !std::mem::take(&mut self.handed_out) {
             return;
         }
         if self.acks {
-            let acks = self.slot.lock().take_acks();
-            for a in acks {
-                a.ack();
+            self.slot.lock().take_acks_into(&mut self.pending_acks);
+            if self.pending_acks.len() >= ACK_BATCH {
+                self.flush_acks();
             }
         }
     }
@@ -299,13 +327,20 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             if let Some(ev) = self.redelivery() {
                 return Poll::Ready(Some(ev));
             }
-            let next = match &mut self.source {
-                Source::Queue(q) => match q.poll_pop(cx, 1, &mut self.scratch) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(false) => None,
-                    Poll::Ready(true) => self.scratch.pop_front(),
-                },
-                Source::Iter(it) => it.next(),
+            let next = match self.scratch.pop_front() {
+                Some(ev) => Some(ev),
+                None => {
+                    // Nothing at hand: what was processed is acked before waiting.
+                    self.flush_acks();
+                    match &mut self.source {
+                        Source::Queue(q) => match q.poll_pop(cx, self.batch, &mut self.scratch) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(false) => None,
+                            Poll::Ready(true) => self.scratch.pop_front(),
+                        },
+                        Source::Iter(it) => it.next(),
+                    }
+                }
             };
             let Some(ev) = next else {
                 return Poll::Ready(None);
@@ -322,6 +357,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
     }
 
     fn redelivery(&mut self) -> Option<Event<K, V>> {
+        if !self.slot.has_redeliveries() {
+            return None;
+        }
         let mut slot = self.slot.lock();
         let i = slot.redeliver.iter().position(|b| b.is::<Event<K, V>>())?;
         let boxed = slot.redeliver.remove(i);
@@ -394,7 +432,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             ack: ev.ack_ref().cloned(),
             seq: ev.seq(),
             message: ev.message().cloned(),
-            headers: ev.headers().clone(),
+            headers: ev.own_headers().clone(),
             reply,
         });
         drop(slot);
@@ -420,7 +458,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             ack: None,
             seq: ev.seq(),
             message: ev.message().cloned(),
-            headers: ev.headers().clone(),
+            headers: ev.own_headers().clone(),
             reply,
         });
         drop(slot);
@@ -430,15 +468,27 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
     /// Puts events back to be handed out first (a batch that was being gathered when its
     /// stream was dropped).
     pub(crate) fn give_back(&self, events: Vec<Event<K, V>>) {
-        if events.is_empty() {
-            return;
-        }
-        let mut slot = self.slot.lock();
-        slot.redeliver.extend(
+        self.slot.give_back(
             events
                 .into_iter()
-                .map(|ev| Box::new(ev) as Box<dyn std::any::Any + Send>),
+                .map(|ev| Box::new(ev) as Box<dyn std::any::Any + Send>)
+                .collect(),
         );
+    }
+}
+
+impl<K, V> Drop for Stream<K, V> {
+    fn drop(&mut self) {
+        // What was processed is acked; events taken from the queue and not handed out go
+        // back to its front (after the slot's redeliveries, before the rest: the order holds
+        // for a restarted actor, another actor or a draining worker). The current event is
+        // neither: its actor decides.
+        if !self.pending_acks.is_empty() {
+            AckRef::ack_all(&mut self.pending_acks);
+        }
+        if let (Source::Queue(q), false) = (&self.source, self.scratch.is_empty()) {
+            q.return_front(std::mem::take(&mut self.scratch));
+        }
     }
 }
 

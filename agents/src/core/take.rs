@@ -91,6 +91,8 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Batcher<K, V> {
 
     pub(crate) fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<Event<K, V>>>> {
         self.stream.ack_previous();
+        // A batch's acks are worth a flush of their own: the agent may take long over the next.
+        self.stream.flush_acks();
         loop {
             if self.done {
                 if self.buf.is_empty() {

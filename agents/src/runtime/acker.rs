@@ -37,6 +37,15 @@ impl Acker for PartitionAcker {
         }
     }
 
+    fn ack_all(&self, ids: &[u64], consumer: u8) {
+        if let Err(e) = self
+            .acks
+            .ack_many(ids.iter().map(|&id| offset(id)), consumer)
+        {
+            tracing::warn!(partition = %self.acks.partition(), error = %e, "acks refused");
+        }
+    }
+
     fn hold(&self, id: u64) -> bool {
         self.acks.hold(offset(id)).unwrap_or(false)
     }

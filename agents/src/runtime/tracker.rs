@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::core::ack::Hold;
 use crate::core::error::{AgentError, WriteError};
-use crate::core::event::Message;
+use crate::core::event::{Coordinate, EventId, Message};
 use crate::core::sink::{FailureHook, WriteFor};
 use crate::core::stream::CurrentEvent;
 
@@ -48,9 +48,39 @@ struct Pending {
     delivery: Delivery,
     holds: Holds,
     topic: Arc<str>,
-    source: Option<Message>,
+    source: Source,
     agent: Arc<str>,
     failure: Option<FailureHook>,
+}
+
+/// What a failed write reports of its source event: the record itself when a dead-letter
+/// hook will take it, else only where it was (keeping a record pins its whole fetch response
+/// in memory until the write is acknowledged).
+enum Source {
+    None,
+    At(Coordinate),
+    Record(Message),
+}
+
+impl Source {
+    fn of(event: &WriteFor<'_>) -> Source {
+        match (event.message, event.failure.is_some()) {
+            (Some(m), true) => Source::Record(m.clone()),
+            (Some(m), false) => Source::At(m.coordinate()),
+            (None, _) => Source::None,
+        }
+    }
+
+    fn id(&self) -> Option<EventId> {
+        match self {
+            Source::None => None,
+            Source::At(c) => Some(EventId {
+                seq: u64::try_from(c.offset).unwrap_or_default(),
+                coordinate: Some(c.clone()),
+            }),
+            Source::Record(m) => Some(CurrentEvent::of_message(m.clone(), None).id()),
+        }
+    }
 }
 
 /// Follows queued records to their acknowledgement; see the [module docs](self).
@@ -88,8 +118,8 @@ impl WriteTracker {
             delivery,
             holds: Holds::of(&event),
             topic: Arc::clone(topic),
-            source: event.message.cloned(),
-            agent: Arc::from(event.agent),
+            source: Source::of(&event),
+            agent: Arc::clone(event.agent),
             failure: event.failure.cloned(),
         };
         self.pending.fetch_add(1, Ordering::AcqRel);
@@ -154,20 +184,18 @@ async fn run(
             failure,
         } = p;
         if let Err(e) = delivery.await {
-            let at = source
-                .as_ref()
-                .map(|m| CurrentEvent::of_message(m.clone(), None));
             let error = AgentError::WriteFailed {
                 agent: agent.to_string(),
-                at: at.as_ref().map(CurrentEvent::id),
+                at: source.id(),
                 target: topic.to_string(),
                 source: Box::new(WriteError::Produce {
                     topic: topic.to_string(),
                     source: Arc::new(e),
                 }),
             };
-            match (failure, at) {
-                (Some(hook), Some(event)) => {
+            match (failure, source) {
+                (Some(hook), Source::Record(m)) => {
+                    let event = CurrentEvent::of_message(m, None);
                     tracing::error!(%agent, %error, "write failed; the source event goes to the dead-letter topic");
                     hook(event, error).await;
                     drop(holds);

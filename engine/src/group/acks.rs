@@ -151,7 +151,9 @@ impl PartitionAcks {
         if busy == 0 && self.ownership() == Ownership::Revoked {
             self.counter.wake_driver();
         }
-        if self.wants_progress.swap(false, Ordering::AcqRel) {
+        if self.wants_progress.load(Ordering::Acquire)
+            && self.wants_progress.swap(false, Ordering::AcqRel)
+        {
             self.progress.notify_waiters();
         }
         if self.wants_room.load(Ordering::Acquire) && w.room() * 2 >= w.capacity() {
@@ -259,6 +261,38 @@ impl PartitionAcks {
             self.counter.count();
         }
         Ok(acked)
+    }
+
+    /// Consumer `consumer` finished every offset of `offsets`, in one lock. Offsets already
+    /// done are skipped; the first error (an offset never delivered) stops it.
+    pub fn ack_many(
+        &self,
+        offsets: impl IntoIterator<Item = i64>,
+        consumer: u8,
+    ) -> Result<usize, TrackError> {
+        let mut acked = 0;
+        let result = {
+            let mut w = self.window();
+            let mut result = Ok(());
+            for offset in offsets {
+                match w.acked_by(offset, consumer) {
+                    Ok(true) => acked += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            if acked > 0 {
+                self.publish(&w);
+            }
+            result
+        };
+        for _ in 0..acked {
+            self.counter.count();
+        }
+        result.map(|()| acked)
     }
 
     /// Keeps `offset` from being done until a matching [`release`](Self::release) (a write
