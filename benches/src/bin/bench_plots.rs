@@ -111,7 +111,8 @@ fn role_color(role: &str) -> usize {
         "rdkafka-pipeline" => 1,
         "mephisto-fetcher" => 2,
         "faust-pipeline" => 3,
-        _ => 4,
+        "mephisto-consume" => 4,
+        _ => 5,
     }
 }
 

@@ -51,7 +51,7 @@ mod metadata;
 mod pool;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -92,6 +92,8 @@ pub struct Cluster {
 struct Inner {
     config: ClientConfig,
     metadata: RwLock<Arc<ClusterMetadata>>,
+    /// The generation of `metadata`, readable without its lock (per-record callers).
+    generation: AtomicU64,
     /// Set when an error invalidated the current snapshot.
     stale: AtomicBool,
     /// Held while a metadata refresh runs; waiters reuse its result.
@@ -113,6 +115,7 @@ impl Cluster {
             inner: Arc::new(Inner {
                 config,
                 metadata: RwLock::new(Arc::new(ClusterMetadata::empty())),
+                generation: AtomicU64::new(0),
                 stale: AtomicBool::new(false),
                 refresh: tokio::sync::Mutex::new(()),
                 pool: Pool::default(),
@@ -141,6 +144,12 @@ impl Cluster {
                 .read()
                 .unwrap_or_else(|p| p.into_inner()),
         )
+    }
+
+    /// The generation of the current snapshot (a cheap check of whether a copy of it is
+    /// still current; generations only grow).
+    pub fn metadata_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// The current snapshot, refreshed first if it was invalidated or is older than
@@ -215,6 +224,9 @@ impl Cluster {
             .metadata
             .write()
             .unwrap_or_else(|p| p.into_inner()) = Arc::clone(&fresh);
+        self.inner
+            .generation
+            .store(fresh.generation, Ordering::Release);
         self.inner.stale.store(false, Ordering::Release);
         self.inner.pool.retain(|id| fresh.brokers.contains_key(&id));
         tracing::debug!(

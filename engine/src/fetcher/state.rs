@@ -554,8 +554,8 @@ impl State {
         let mut wake_at: Option<Instant> = self.evict_for_starving(now);
         let mut resets: Vec<(TopicPartition, ResetTo, Option<i32>)> = Vec::new();
         let mut fetchable: Vec<TopicPartition> = Vec::new();
-        // Partitions held back only by their prefetch room (or a retry backoff) while the broker
-        // has more for them.
+        // Partitions held back only by their prefetch room, a retry backoff or a pause while the
+        // broker has more for them.
         let mut held = 0usize;
         // Whether a fetchable partition may have data now (not known to be at its end).
         let mut may_have_data = false;
@@ -586,6 +586,10 @@ impl State {
                 } else if !at_end {
                     held += 1;
                 }
+            } else if !Self::at_end(ps, committed) {
+                // Paused with data at the broker: it is resumed once the application drains
+                // it (flow control), and must not then wait behind a long poll.
+                held += 1;
             }
         }
         if led == 0 {
@@ -616,7 +620,7 @@ impl State {
             return Plan::Wait(wake_at);
         }
         // Some partitions have data waiting at the broker but no prefetch room (or are in a
-        // retry backoff), and every fetchable one is at its end. A long poll for the latter
+        // retry backoff, or paused), and every fetchable one is at its end. A long poll for the latter
         // would be held by the broker for max_wait, keeping the loop (one Fetch at a time) from
         // fetching the former once the application drains them: the consume stall. Wait for
         // the application instead; the fetchable partitions are still polled, without waiting

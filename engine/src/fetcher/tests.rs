@@ -608,6 +608,54 @@ fn partitions_held_by_prefetch_room_do_not_wait_behind_a_long_poll() {
     assert!(long_poll);
 }
 
+/// A paused partition with data at the broker (an application's flow control: it is resumed
+/// once its queue drains) does not wait behind a long poll of the others either: the others
+/// are polled without waiting at the broker, once per max_wait, and a resume is served at once.
+#[test]
+fn paused_partitions_with_data_do_not_wait_behind_a_long_poll() {
+    let config = FetcherConfig::default();
+    let max_wait = config.max_wait;
+    let mut s = state(config);
+    assign(&mut s, 0, 0);
+    assign(&mut s, 1, 0);
+    let (id, _, _) = plan_fetch(&mut s);
+    let (e0, e1) = (s.partitions[&tp(0)].epoch, s.partitions[&tp(1)].epoch);
+    assert!(!s.data(id, &tp(0), e0, at_end_chunk(0)));
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+    // Partition 0 has more at the broker and is paused; partition 1 is at its end.
+    if let Some(ps) = s.partitions.get_mut(&tp(0)) {
+        ps.marks = Some(MARKS);
+    }
+    s.set_paused(&tp(0), true).expect("assigned");
+    let t0 = Instant::now();
+    match s.plan(BrokerId(1), t0) {
+        Plan::Wait(Some(at)) => assert_eq!(at, t0 + max_wait),
+        other => panic!("expected a bounded wait, got {other:?}"),
+    }
+    let Plan::Fetch {
+        long_poll,
+        targets,
+        max_bytes,
+        id,
+    } = s.plan(BrokerId(1), t0 + max_wait)
+    else {
+        panic!("expected a short poll");
+    };
+    s.unreserve(usize::try_from(max_bytes).unwrap_or(0));
+    assert!(
+        !long_poll,
+        "must not long-poll while a paused partition has data"
+    );
+    assert_eq!(targets.len(), 1);
+    assert!(!s.data(id, &tp(1), e1, at_end_chunk(0)));
+    // Resumed: fetched at once, with the other one (the broker answers: there is data).
+    s.set_paused(&tp(0), false).expect("assigned");
+    let Plan::Fetch { targets, .. } = s.plan(BrokerId(1), t0 + max_wait) else {
+        panic!("expected a fetch");
+    };
+    assert_eq!(targets.len(), 2);
+}
+
 /// A partition with data at the broker waiting out a retry backoff does not wait behind a long
 /// poll of the others either: the loop waits for its backoff.
 #[test]

@@ -34,7 +34,7 @@
 //! method that needs the time takes `now`, and
 //! [`Drained::next_wakeup`] tells the sender when the next batch becomes ready or expires.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::producer::batch::{Batch, BufferPool, RecordData, RecordSlot, Tracker};
 use crate::producer::error::ProduceError;
+use crate::producer::fast_hash::FastMap;
 use crate::producer::partitioner::StickyPartitioner;
 use crate::producer::topic_partition::TopicPartition;
 
@@ -119,13 +120,37 @@ impl PartitionQueue {
     }
 }
 
+/// A partition's place in the accumulator's maps: its interned topic's address (every topic
+/// name is interned once in `State::topics`, kept for the accumulator's life) and its
+/// number, so that finding a record's queue hashes two words and compares no names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct QueueKey {
+    topic: usize,
+    partition: i32,
+}
+
+impl QueueKey {
+    /// The key of `topic` (interned) and `partition`.
+    fn new(topic: &Arc<str>, partition: i32) -> Self {
+        QueueKey {
+            topic: Arc::as_ptr(topic).cast::<u8>() as usize,
+            partition,
+        }
+    }
+
+    /// The key of a batch's partition (its topic is the interned one).
+    fn of(tp: &TopicPartition) -> Self {
+        QueueKey::new(&tp.topic, tp.partition)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    queues: HashMap<TopicPartition, PartitionQueue>,
+    queues: FastMap<QueueKey, PartitionQueue>,
     /// Size in bytes of each partition's last batch that stopped taking records: what a new
     /// batch's buffer starts with (kept when the partition's queue empties).
-    last_size: HashMap<TopicPartition, usize>,
-    topics: HashMap<String, Arc<str>>,
+    last_size: FastMap<QueueKey, usize>,
+    topics: FastMap<String, Arc<str>>,
     /// The topic of the last record appended (one of `topics`).
     last_topic: Option<Arc<str>>,
     sticky: StickyPartitioner,
@@ -139,11 +164,11 @@ struct State {
 }
 
 /// Records `size` as the size of `tp`'s last batch.
-fn remember_size(last_size: &mut HashMap<TopicPartition, usize>, tp: &TopicPartition, size: usize) {
-    match last_size.get_mut(tp) {
+fn remember_size(last_size: &mut FastMap<QueueKey, usize>, key: QueueKey, size: usize) {
+    match last_size.get_mut(&key) {
         Some(s) => *s = size,
         None => {
-            last_size.insert(tp.clone(), size);
+            last_size.insert(key, size);
         }
     }
 }
@@ -338,7 +363,7 @@ impl Accumulator {
                 // the topic to another partition first.
                 let needs_new = state
                     .queues
-                    .get(&TopicPartition::new(Arc::clone(&topic), p))
+                    .get(&QueueKey::new(&topic, p))
                     .and_then(|q| q.open.as_ref())
                     .is_none_or(|open| self.overflows(open, &record));
                 if needs_new {
@@ -354,8 +379,8 @@ impl Accumulator {
                 }
             }
         };
-        let tp = TopicPartition::new(topic, partition);
-        let queue = state.queues.entry(tp.clone()).or_default();
+        let key = QueueKey::new(&topic, partition);
+        let queue = state.queues.entry(key).or_default();
         let mut wake = false;
         if queue
             .open
@@ -363,7 +388,7 @@ impl Accumulator {
             .is_some_and(|open| self.overflows(open, &record))
         {
             if let Some(size) = queue.seal_open() {
-                remember_size(&mut state.last_size, &tp, size);
+                remember_size(&mut state.last_size, key, size);
             }
             wake = true;
         }
@@ -377,14 +402,14 @@ impl Accumulator {
                 wake = true;
                 // Room for the partition's last batch and an eighth more (batches of a steady
                 // stream stay about the same size), within the batch size.
-                let last = state.last_size.get(&tp).copied().unwrap_or(0);
+                let last = state.last_size.get(&key).copied().unwrap_or(0);
                 let capacity = (last + last / 8)
                     .clamp(MIN_BATCH_BUFFER, batch_size.max(MIN_BATCH_BUFFER))
                     .max(mephisto_wire::record::BATCH_HEADER_SIZE + record.size_bound());
                 let now = now.unwrap_or_else(Instant::now);
                 slot.insert(Batch::with_capacity(
                     id,
-                    tp.clone(),
+                    TopicPartition::new(topic, partition),
                     now,
                     &self.tracker,
                     &self.pool,
@@ -405,7 +430,7 @@ impl Accumulator {
         };
         if open.size >= batch_size {
             if let Some(size) = queue.seal_open() {
-                remember_size(&mut state.last_size, &tp, size);
+                remember_size(&mut state.last_size, key, size);
             }
             wake = true;
         }
@@ -495,7 +520,7 @@ impl Accumulator {
                     } else {
                         let open = queue.open.take();
                         if let Some(b) = &open {
-                            remember_size(last_size, &b.tp, b.size);
+                            remember_size(last_size, QueueKey::of(&b.tp), b.size);
                         }
                         open
                     };
@@ -519,7 +544,7 @@ impl Accumulator {
     /// Puts a batch back for a retry, before every batch of its partition created after it.
     pub(crate) fn requeue(&self, batch: Batch) {
         let mut state = self.state();
-        let queue = state.queues.entry(batch.tp.clone()).or_default();
+        let queue = state.queues.entry(QueueKey::of(&batch.tp)).or_default();
         let pos = queue
             .sealed
             .iter()
@@ -589,8 +614,9 @@ impl Accumulator {
         let state = self.state();
         let mut topics: Vec<Arc<str>> = state
             .queues
-            .keys()
-            .map(|tp| Arc::clone(&tp.topic))
+            .values()
+            .filter_map(|q| q.open.as_ref().or(q.sealed.front()))
+            .map(|b| Arc::clone(&b.tp.topic))
             .collect();
         topics.sort();
         topics.dedup();

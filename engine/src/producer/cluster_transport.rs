@@ -19,8 +19,8 @@ use crate::producer::transport::{
 /// Routes built from one metadata snapshot, by topic.
 #[derive(Debug, Default)]
 struct RouteCache {
-    /// The snapshot the routes come from; a new snapshot empties the cache.
-    metadata: Option<Arc<ClusterMetadata>>,
+    /// The generation of the snapshot the routes come from; a new snapshot empties the cache.
+    generation: Option<u64>,
     routes: HashMap<String, Arc<TopicRoute>>,
     /// The last route asked for, with its topic (most producers write to one topic).
     last: Option<(Box<str>, Arc<TopicRoute>)>,
@@ -50,16 +50,13 @@ impl ClusterTransport {
 
 impl Transport for ClusterTransport {
     fn route(&self, topic: &str) -> Option<Arc<TopicRoute>> {
-        let metadata = self.cluster.cached_metadata();
+        // Per record: the snapshot itself (a lock and a shared count) only when it changed.
+        let generation = self.cluster.metadata_generation();
         let mut cache = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
-        if !cache
-            .metadata
-            .as_ref()
-            .is_some_and(|m| Arc::ptr_eq(m, &metadata))
-        {
+        if cache.generation != Some(generation) {
             cache.routes.clear();
             cache.last = None;
-            cache.metadata = Some(Arc::clone(&metadata));
+            cache.generation = None;
         }
         if let Some((name, route)) = &cache.last {
             if **name == *topic {
@@ -70,6 +67,11 @@ impl Transport for ClusterTransport {
             let route = Arc::clone(route);
             cache.last = Some((topic.into(), Arc::clone(&route)));
             return Some(route);
+        }
+        let metadata = self.cluster.cached_metadata();
+        if cache.generation != Some(metadata.generation) {
+            cache.routes.clear();
+            cache.generation = Some(metadata.generation);
         }
         let route = Arc::new(build_route(&metadata, topic)?);
         cache.routes.insert(topic.to_owned(), Arc::clone(&route));

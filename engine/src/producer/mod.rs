@@ -45,6 +45,7 @@ mod batch;
 mod cluster_transport;
 pub mod config;
 pub mod error;
+mod fast_hash;
 pub mod partitioner;
 pub mod record;
 mod sender;

@@ -25,7 +25,7 @@
 //! adaptive weighting by broker queue length (Java 3.3+): the switch happens per batch, as in
 //! Java 2.4 to 3.2 (librdkafka switches on a timer instead, `sticky.partitioning.linger.ms`).
 
-use std::collections::HashMap;
+use crate::producer::fast_hash::FastMap;
 
 /// The murmur2 seed the Java client uses.
 pub const MURMUR2_SEED: u32 = 0x9747_b28c;
@@ -81,7 +81,7 @@ pub fn partition_for_key(key: &[u8], num_partitions: i32) -> Option<i32> {
 /// The per-topic sticky partition of unkeyed records (KIP-480); see the module docs.
 #[derive(Debug, Clone)]
 pub struct StickyPartitioner {
-    current: HashMap<String, i32>,
+    current: FastMap<String, i32>,
     rng: fastrand::Rng,
 }
 
@@ -95,7 +95,7 @@ impl StickyPartitioner {
     /// A partitioner with no sticky choices yet.
     pub fn new() -> Self {
         StickyPartitioner {
-            current: HashMap::new(),
+            current: FastMap::default(),
             rng: fastrand::Rng::new(),
         }
     }

@@ -130,12 +130,15 @@ pub fn cpu_now() -> f64 {
     proc_stats::own_cpu_seconds().unwrap_or(f64::NAN)
 }
 
-/// Marks one input record seen by a pipeline (the first starts the clock).
-pub fn seen_input() {
-    if PROCESSED.fetch_add(1, Ordering::Relaxed) == 0 {
+/// Marks one input record seen by a pipeline (the first starts the clock); returns how many
+/// have been seen, this one included.
+pub fn seen_input() -> u64 {
+    let before = PROCESSED.fetch_add(1, Ordering::Relaxed);
+    if before == 0 {
         FIRST_INPUT_US.store(now_micros(), Ordering::Relaxed);
         CPU_AT_FIRST_INPUT.store(cpu_now().to_bits(), Ordering::Relaxed);
     }
+    before + 1
 }
 
 /// What [`seen_input`] has counted, as an outcome.

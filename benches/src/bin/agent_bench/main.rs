@@ -14,6 +14,8 @@
 //! - `rdkafka-pipeline` ([`rdkafka_pipeline`]): `BaseConsumer` in a group, `BaseProducer`; an
 //!   input offset is stored once its output is acknowledged.
 //! - `mephisto-fetcher` ([`fetcher`]): the bare `Fetcher` reading every partition to the end.
+//! - `mephisto-consume` ([`mephisto_consume`]): an `App` whose no-op agent only reads (raw
+//!   bytes, no output): the agents layer on top of the fetcher.
 //! - `faust-pipeline` ([`faust`]): `benches/peers/faust_pipeline.py` on faust-streaming.
 //! - `mephisto-ask`, `rdkafka-ask` ([`mephisto_ask`], [`rdkafka_ask`]; tansu only).
 //!
@@ -24,15 +26,15 @@
 //! counters on the replay server) and checks the sum of `a + b` over them. Throughput = output
 //! records / (time the `N`th output record is counted − time the child saw its first input
 //! record): the group join is excluded. Faust reads the same input but is stopped after
-//! `--faust-records` outputs (its sum is then not checked). The fetcher times itself, first to
-//! last record. Clients take turns going first from run to run.
+//! `--faust-records` outputs (its sum is then not checked). The fetcher and the consuming app
+//! time themselves, first to last input record. Clients take turns going first from run to run.
 //!
 //! ```text
 //! cargo run --release -p mephisto-benches --bin agent_bench -- \
 //!     [--broker tansu|replay|both] [--records 1000000] [--partitions 8] [--runs 1]
-//!     [--variants noop,add] [--roles mephisto,rdkafka,fetcher,faust] [--faust-records 20000]
+//!     [--variants noop,add] [--roles mephisto,rdkafka,fetcher,consume,faust] [--faust-records 20000]
 //!     [--partitions-sweep 1,2,4,8,16,32,64,128,256] [--sweep-records 200000]
-//!     [--sweep-roles mephisto,rdkafka,fetcher] [--out results.jsonl]
+//!     [--sweep-roles mephisto,rdkafka,fetcher,consume] [--out results.jsonl]
 //!     [--python .venv/bin/python] [--max-seconds 60] [--timeout 1200]
 //!     [--asks 2000] [--warmup 200] [--skip-pipeline] [--skip-ask]
 //!     [--mephisto-concurrency 1] [--mephisto-threads 2] [--fetch-wait-ms N]
@@ -53,6 +55,7 @@ mod faust;
 mod fetcher;
 mod mephisto_app;
 mod mephisto_ask;
+mod mephisto_consume;
 mod mephisto_pipeline;
 mod options;
 mod output;
@@ -78,6 +81,7 @@ fn run_child(role: &str, o: &Options) -> Result<Outcome, BoxError> {
         "mephisto-pipeline" => runtime(o)?.block_on(mephisto_pipeline::run(o)),
         "rdkafka-pipeline" => rdkafka_pipeline::run(o),
         "mephisto-fetcher" => runtime(o)?.block_on(fetcher::run(o)),
+        "mephisto-consume" => runtime(o)?.block_on(mephisto_consume::run(o)),
         "mephisto-ask" => runtime(o)?.block_on(mephisto_ask::run(o)),
         "rdkafka-ask" => rdkafka_ask::run(o),
         _ => Err(format!("unknown role {role}").into()),

@@ -44,7 +44,7 @@ pub struct Options {
     pub runs: usize,
     /// `--variants`: `noop`, `add`.
     pub variants: Vec<String>,
-    /// Roles of the main measurement: `mephisto`, `rdkafka`, `fetcher`, `faust`.
+    /// Roles of the main measurement: `mephisto`, `rdkafka`, `fetcher`, `consume`, `faust`.
     pub roles: Vec<String>,
     /// A child's variant.
     pub variant: String,
@@ -88,7 +88,7 @@ pub struct Options {
     pub mephisto_sink: String,
 }
 
-const ROLES: [&str; 4] = ["mephisto", "rdkafka", "fetcher", "faust"];
+const ROLES: [&str; 5] = ["mephisto", "rdkafka", "fetcher", "consume", "faust"];
 
 fn list(value: &str) -> Vec<String> {
     value
@@ -126,7 +126,12 @@ impl Options {
             faust_records: 20_000,
             sweep: Vec::new(),
             sweep_records: 200_000,
-            sweep_roles: vec!["mephisto".into(), "rdkafka".into(), "fetcher".into()],
+            sweep_roles: vec![
+                "mephisto".into(),
+                "rdkafka".into(),
+                "fetcher".into(),
+                "consume".into(),
+            ],
             out: None,
             python: ".venv/bin/python".into(),
             concurrency: 1,

@@ -136,6 +136,11 @@ fn compared(all: &[Measurement], m: &Measurement) -> String {
                 }
             }
         }
+        "consume" => {
+            if let Some(p) = peer(all, m, "fetcher", true) {
+                parts.push(format!("{} fetcher", ratio(m.rate() / p.rate())));
+            }
+        }
         "faust" => {
             if let Some(p) = peer(all, m, "mephisto", false) {
                 parts.push(format!("{} Mephisto", ratio(m.rate() / p.rate())));

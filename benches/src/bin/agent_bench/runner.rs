@@ -1,9 +1,10 @@
 //! One measurement and the campaigns made of them: the main one (every role and variant on
-//! `--records` over `--partitions`) and the partition sweep (the noop pipelines and the bare
-//! fetcher at each partition count of `--partitions-sweep`, `--sweep-records` each).
+//! `--records` over `--partitions`) and the partition sweep (the noop pipelines, the bare
+//! fetcher and the consuming app at each partition count of `--partitions-sweep`, `--sweep-records` each).
 //!
 //! A measurement runs one child: a pipeline child is timed from its first input record to the
-//! `N`th output record the parent counts ([`crate::output`]); the fetcher child times itself
+//! `N`th output record the parent counts ([`crate::output`]); the fetcher and consume children
+//! time themselves
 //! (first to last input record). A failing measurement is reported and the campaign goes on.
 
 use std::time::{Duration, Instant};
@@ -26,9 +27,9 @@ pub struct Measurement {
     pub broker: &'static str,
     /// `main` or `sweep`.
     pub kind: &'static str,
-    /// `mephisto`, `rdkafka`, `faust` (pipelines) or `fetcher`.
+    /// `mephisto`, `rdkafka`, `faust` (pipelines), `fetcher` or `consume` (self-timed readers).
     pub client: String,
-    /// `noop` or `add`; `raw` for the fetcher.
+    /// `noop` or `add`; `raw` for the readers.
     pub variant: String,
     /// Partitions of the input.
     pub partitions: u32,
@@ -53,6 +54,7 @@ impl Measurement {
     pub fn role(&self) -> String {
         match self.client.as_str() {
             "fetcher" => "mephisto-fetcher".to_owned(),
+            "consume" => "mephisto-consume".to_owned(),
             c => format!("{c}-pipeline"),
         }
     }
@@ -96,6 +98,11 @@ pub struct Campaign<'a> {
     pub done: Vec<Measurement>,
 }
 
+/// Whether `client` only reads the input and times itself (no output topic).
+fn is_reader(client: &str) -> bool {
+    client == "fetcher" || client == "consume"
+}
+
 /// `items` rotated left by `by`: run `r` starts with a different client.
 fn rotated<T: Clone>(items: &[T], by: usize) -> Vec<T> {
     let mut v = items.to_vec();
@@ -116,12 +123,7 @@ impl Campaign<'_> {
             partitions: o.partitions,
         };
         let broker = Broker::start(kind, self.rt, &input)?;
-        let pipelines: Vec<String> = o
-            .roles
-            .iter()
-            .filter(|r| *r != "fetcher")
-            .cloned()
-            .collect();
+        let pipelines: Vec<String> = o.roles.iter().filter(|r| !is_reader(r)).cloned().collect();
         for run in 0..o.runs {
             let mut plan: Vec<(String, String)> = Vec::new();
             for variant in &o.variants {
@@ -129,12 +131,12 @@ impl Campaign<'_> {
                     plan.push((client, variant.clone()));
                 }
             }
-            if o.roles.iter().any(|r| r == "fetcher") {
-                let fetcher = ("fetcher".to_owned(), "raw".to_owned());
+            for reader in o.roles.iter().filter(|r| is_reader(r)) {
+                let reader = (reader.clone(), "raw".to_owned());
                 if run % 2 == 0 {
-                    plan.insert(0, fetcher);
+                    plan.insert(0, reader);
                 } else {
-                    plan.push(fetcher);
+                    plan.push(reader);
                 }
             }
             for (client, variant) in plan {
@@ -162,7 +164,7 @@ impl Campaign<'_> {
             };
             for run in 0..o.runs {
                 for client in rotated(&o.sweep_roles, run) {
-                    let variant = if client == "fetcher" { "raw" } else { "noop" };
+                    let variant = if is_reader(&client) { "raw" } else { "noop" };
                     self.measure(&broker, &input, "sweep", &client, variant, run);
                 }
             }
@@ -212,8 +214,8 @@ impl Campaign<'_> {
         };
         let before = broker.replay().map(|s| (s.stats(), s.rejected_apis()));
         let cpu_before = broker.cpu_seconds();
-        let made = if client == "fetcher" {
-            self.fetcher(broker, &topics, &mut m)
+        let made = if is_reader(client) {
+            self.reader(broker, &topics, &mut m)
         } else {
             self.pipeline(broker, &topics, &mut m)
         };
@@ -224,7 +226,7 @@ impl Campaign<'_> {
         if client == "faust" {
             faust::cleanup(&topics);
         }
-        if client != "fetcher" {
+        if !is_reader(client) {
             broker.delete_topic(self.rt, &topics.output);
         }
         if let (Some(server), Some((stats, rejected))) = (broker.replay(), before) {
@@ -310,8 +312,8 @@ impl Campaign<'_> {
         Ok(())
     }
 
-    /// The fetcher child, which reads the whole input and times itself.
-    fn fetcher(
+    /// A reader child (fetcher or consume), which reads the whole input and times itself.
+    fn reader(
         &self,
         broker: &Broker,
         topics: &ChildTopics,
@@ -319,7 +321,7 @@ impl Campaign<'_> {
     ) -> Result<(), BoxError> {
         let mut args = self.o.clone();
         args.broker_url = broker.url.clone();
-        let mut child = spawn_self(args.child_args("mephisto-fetcher", "raw", topics))?;
+        let mut child = spawn_self(args.child_args(&m.role(), "raw", topics))?;
         let until = Instant::now() + self.o.timeout;
         while !child.exited() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(5));
