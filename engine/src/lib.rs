@@ -13,7 +13,7 @@
 //! - [`producer`]: batching per partition, idempotence, the murmur2 partitioner, a bounded
 //!   buffer; `send` resolves when the broker acknowledged.
 //! - [`fetcher`]: long-poll Fetch per leader broker, a bounded prefetch buffer, offset reset,
-//!   read_committed; yields `Bytes`-backed batches with no copy.
+//!   read_committed; yields `Bytes`-backed batches with no copy per record.
 //! - [`group`]: [`GroupConsumer`](group::GroupConsumer), a consumer-group member (classic protocol).
 //! - [`dev_broker`]: [`DevBroker`], an in-memory Kafka-compatible broker for development and tests.
 //!

@@ -242,6 +242,9 @@ async fn forward<K, V>(
                 );
             }
         }
+        if !client.writes().has_room() {
+            client.writes().room().await;
+        }
         let queued = match client.producer().try_enqueue(record) {
             Ok(d) => Ok(d),
             Err(TryEnqueueError::WouldBlock(record, _)) => client.producer().enqueue(*record).await,

@@ -5,8 +5,12 @@
 //! fails after the producer's retries goes to the agent's error policy: its dead-letter hook
 //! takes the source event (which is then done), or, without one, the hold is kept (the event
 //! is read again after a restart) and the error is reported to the worker, which stops.
+//!
+//! At most [`MAX_PENDING_WRITES`] records are followed at once: past it, writers wait for
+//! room ([`WriteTracker::has_room`], [`WriteTracker::room`]), so an agent that writes faster
+//! than acknowledgements are followed is slowed down instead of growing the backlog.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mephisto_engine::producer::Delivery;
@@ -83,12 +87,39 @@ impl Source {
     }
 }
 
+/// Most records followed at once (about 150 bytes each while followed).
+pub const MAX_PENDING_WRITES: usize = 32 * 1024;
+
+/// What the writers and the tracker's task share.
+#[derive(Default)]
+struct Counts {
+    /// Records followed and not settled.
+    pending: AtomicUsize,
+    /// Woken when nothing is pending.
+    idle: Notify,
+    /// Woken when a writer waits for room and half of it is free.
+    room: Notify,
+    wants_room: AtomicBool,
+}
+
+impl Counts {
+    /// One record settled.
+    fn settled(&self, n: usize) {
+        let before = self.pending.fetch_sub(n, Ordering::AcqRel);
+        if before == n {
+            self.idle.notify_waiters();
+        }
+        if before - n <= MAX_PENDING_WRITES / 2 && self.wants_room.swap(false, Ordering::AcqRel) {
+            self.room.notify_waiters();
+        }
+    }
+}
+
 /// Follows queued records to their acknowledgement; see the [module docs](self).
 pub struct WriteTracker {
     tx: mpsc::UnboundedSender<Pending>,
     fatal: watch::Sender<Option<AgentError>>,
-    pending: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
+    counts: Arc<Counts>,
 }
 
 impl WriteTracker {
@@ -96,19 +127,28 @@ impl WriteTracker {
     pub(crate) fn start() -> WriteTracker {
         let (tx, rx) = mpsc::unbounded_channel();
         let fatal = watch::Sender::new(None);
-        let pending = Arc::new(AtomicUsize::new(0));
-        let idle = Arc::new(Notify::new());
-        tokio::spawn(run(
-            rx,
-            fatal.clone(),
-            Arc::clone(&pending),
-            Arc::clone(&idle),
-        ));
-        WriteTracker {
-            tx,
-            fatal,
-            pending,
-            idle,
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(run(rx, fatal.clone(), Arc::clone(&counts)));
+        WriteTracker { tx, fatal, counts }
+    }
+
+    /// Whether a writer may queue another record now (fewer than [`MAX_PENDING_WRITES`] are
+    /// followed); else it waits for [`room`](Self::room).
+    pub fn has_room(&self) -> bool {
+        self.pending() < MAX_PENDING_WRITES
+    }
+
+    /// Waits until fewer than [`MAX_PENDING_WRITES`] records are followed.
+    pub async fn room(&self) {
+        loop {
+            let notified = self.counts.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.counts.wants_room.store(true, Ordering::Release);
+            if self.has_room() {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -122,23 +162,23 @@ impl WriteTracker {
             agent: Arc::clone(event.agent),
             failure: event.failure.cloned(),
         };
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.counts.pending.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.tx.send(pending) {
             // The tracker stopped (the runtime is shutting down): nothing releases the holds.
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.counts.settled(1);
             e.0.holds.keep();
         }
     }
 
     /// Records queued and not acknowledged (or failed) yet.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        self.counts.pending.load(Ordering::Acquire)
     }
 
     /// Waits until every tracked record is settled.
     pub async fn drained(&self) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.counts.idle.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self.pending() == 0 {
@@ -168,13 +208,28 @@ impl WriteTracker {
     }
 }
 
+/// Records taken from the channel at a time.
+const TAKE: usize = 256;
+
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Pending>,
     fatal: watch::Sender<Option<AgentError>>,
-    pending: Arc<AtomicUsize>,
-    idle: Arc<Notify>,
+    counts: Arc<Counts>,
 ) {
-    while let Some(p) = rx.recv().await {
+    let mut taken = Vec::with_capacity(TAKE);
+    while rx.recv_many(&mut taken, TAKE).await > 0 {
+        let n = taken.len();
+        for p in taken.drain(..) {
+            settle(p, &fatal).await;
+        }
+        counts.settled(n);
+    }
+}
+
+/// Waits for one record's acknowledgement and releases its holds (or applies the agent's
+/// error policy to its failure).
+async fn settle(p: Pending, fatal: &watch::Sender<Option<AgentError>>) {
+    {
         let Pending {
             delivery,
             holds,
@@ -217,8 +272,36 @@ async fn run(
         } else {
             drop(holds);
         }
-        if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            idle.notify_waiters();
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn writers_wait_at_the_cap_until_half_of_it_is_free() {
+        let tracker = WriteTracker::start();
+        tracker
+            .counts
+            .pending
+            .store(MAX_PENDING_WRITES, Ordering::Release);
+        assert!(!tracker.has_room());
+        let tracker = Arc::new(tracker);
+        let waiter = tokio::spawn({
+            let t = Arc::clone(&tracker);
+            async move { t.room().await }
+        });
+        tokio::task::yield_now().await;
+        // One settled record is not enough to wake it (room comes back by halves).
+        tracker.counts.settled(1);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished());
+        tracker.counts.settled(MAX_PENDING_WRITES / 2);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert!(tracker.has_room());
     }
 }

@@ -73,7 +73,9 @@ impl<T: Send + Sync + 'static> Writer<T> for TopicWriter<T> {
         let Some(client) = self.source.ready() else {
             return Attempt::WouldBlock;
         };
-        if !client.is_declared(&self.topic) && client.settings().topic_allow_declare {
+        if !client.is_declared(&self.topic) && client.settings().topic_allow_declare
+            || !client.writes().has_room()
+        {
             return Attempt::WouldBlock;
         }
         let record = match self.record(value) {
@@ -108,6 +110,7 @@ impl<T: Send + Sync + 'static> Writer<T> for TopicWriter<T> {
                     .map_err(|e| produce_error(&self.topic, e))?;
             }
             let record = self.record(value)?;
+            client.writes().room().await;
             let delivery = client
                 .producer()
                 .enqueue(record)
@@ -163,7 +166,7 @@ impl<T: Serialize + Send + Sync + 'static> Replier<T> for ReplyWriter {
         let Some(client) = self.source.ready() else {
             return Attempt::WouldBlock;
         };
-        if !client.is_declared(&to.topic) {
+        if !client.is_declared(&to.topic) || !client.writes().has_room() {
             return Attempt::WouldBlock;
         }
         let record = match reply_record(to, key, value) {
@@ -204,6 +207,7 @@ impl<T: Serialize + Send + Sync + 'static> Replier<T> for ReplyWriter {
             }
             let record = reply_record(to, key, value)?;
             let topic = Arc::clone(&record.topic);
+            client.writes().room().await;
             let delivery = client
                 .producer()
                 .enqueue(record)

@@ -188,16 +188,28 @@ async fn fetch(
         .collect();
     let mut outcomes = Vec::new();
     let mut total = 0usize;
-    let mut with_data = 0usize;
+    let with_data = response
+        .body
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|d| d.records.as_ref().is_some_and(|r| !r.is_empty()))
+        .count();
     for topic in response.body.responses {
         let name = topic.topic.0.as_str();
-        for data in topic.partitions {
+        for mut data in topic.partitions {
             let Some(target) = index.get(&(name, data.partition_index)) else {
                 continue;
             };
             let size = data.records.as_ref().map_or(0, |r| r.len());
             total += size;
-            with_data += usize::from(size > 0);
+            if with_data > 1 {
+                // Several partitions share the response's buffer: each gets a buffer of its
+                // own (one copy of its bytes), so that a record the application keeps pins
+                // its partition's data, not the whole response, and the prefetch budget
+                // (counted per partition) is what stays in memory.
+                data.records = data.records.map(|r| bytes::Bytes::copy_from_slice(&r));
+            }
             let outcome =
                 partition_outcome(data, target.offset, config.isolation_level, &config.decode);
             outcomes.push((

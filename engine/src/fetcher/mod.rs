@@ -1,4 +1,4 @@
-//! The fetcher: assigned partitions in, zero-copy record batches out.
+//! The fetcher: assigned partitions in, `Bytes`-backed record batches out (no copy per record).
 //!
 //! ```no_run
 //! # async fn demo(cluster: mephisto_engine::Cluster) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +35,9 @@
 //! - [`Fetcher::next_batch`] hands out buffered batches, round-robin over partitions (one
 //!   response's worth of a partition at a time), as [`FetchedBatch`]es: the wire crate's
 //!   [`RecordBatch`](mephisto_wire::record::RecordBatch), a `Bytes` slice of the Fetch response
-//!   frame. Nothing is copied from the socket to the application.
+//!   frame when the response holds one partition's data; when it holds several, each
+//!   partition's data is copied once, whole, into a buffer of its own (see Memory). Records are
+//!   never copied one by one.
 //!
 //! # Memory
 //! Record data waiting for the application is counted against
@@ -44,6 +46,12 @@
 //! free, asking for no more than what is free (minus what other requests in flight may bring),
 //! so when the application does not keep up, fetching stops; the buffer exceeds its cap by at
 //! most one oversized first batch (which brokers return whole, KIP-74) per request.
+//!
+//! A record the application keeps (an event waiting in an agent's queue, a value in a take
+//! batch) keeps its buffer alive. Were that the whole response, one record of each of a few
+//! partitions could pin several responses far past the budget, so a response holding several
+//! partitions' data is split into one buffer per partition: what a kept record pins is its
+//! partition's share, the size the budget counted.
 //!
 //! # Layout
 //! - [`config`]: [`FetcherConfig`], [`IsolationLevel`], [`OffsetReset`].

@@ -34,6 +34,8 @@ pub struct Outcome {
     pub cpu_at_first_input_s: f64,
     /// Peak resident set (`VmHWM`), KiB.
     pub peak_rss_kib: u64,
+    /// Peak of live Rust heap bytes, KiB (with `AGENT_BENCH_HEAP=1`; else 0).
+    pub peak_heap_kib: u64,
     /// Ask latencies, µs, in order (ask roles).
     pub latencies_us: Vec<u64>,
     /// Time to the first successful ask (includes the worker's group join).
@@ -45,6 +47,7 @@ impl Outcome {
     pub fn with_process_stats(mut self) -> Self {
         self.cpu_seconds = cpu_now();
         self.peak_rss_kib = proc_stats::peak_rss_kib().unwrap_or(0);
+        self.peak_heap_kib = crate::heap::peak_kib();
         self
     }
 
@@ -53,13 +56,14 @@ impl Outcome {
         let lat: Vec<String> = self.latencies_us.iter().map(u64::to_string).collect();
         format!(
             "RESULT first_input_us={} last_input_us={} processed={} cpu_s={:.3} \
-             cpu_at_first_input_s={:.3} peak_rss_kib={} first_ask_s={:.3} latencies_us={}",
+             cpu_at_first_input_s={:.3} peak_rss_kib={} peak_heap_kib={} first_ask_s={:.3} latencies_us={}",
             self.first_input_us,
             self.last_input_us,
             self.processed,
             self.cpu_seconds,
             self.cpu_at_first_input_s,
             self.peak_rss_kib,
+            self.peak_heap_kib,
             self.first_ask_s,
             if lat.is_empty() {
                 "-".to_owned()
@@ -82,6 +86,7 @@ impl Outcome {
                 "cpu_s" => o.cpu_seconds = v.parse().ok()?,
                 "cpu_at_first_input_s" => o.cpu_at_first_input_s = v.parse().ok()?,
                 "peak_rss_kib" => o.peak_rss_kib = v.parse().ok()?,
+                "peak_heap_kib" => o.peak_heap_kib = v.parse().ok()?,
                 "first_ask_s" => o.first_ask_s = v.parse().ok()?,
                 "latencies_us" if v != "-" => {
                     o.latencies_us = v.split(',').filter_map(|x| x.parse().ok()).collect()
@@ -164,6 +169,7 @@ mod tests {
             cpu_seconds: 0.25,
             cpu_at_first_input_s: 0.125,
             peak_rss_kib: 1024,
+            peak_heap_kib: 512,
             latencies_us: vec![1, 2],
             first_ask_s: 0.5,
         };

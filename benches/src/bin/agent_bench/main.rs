@@ -53,6 +53,7 @@ mod broker;
 mod child;
 mod faust;
 mod fetcher;
+mod heap;
 mod mephisto_app;
 mod mephisto_ask;
 mod mephisto_consume;
@@ -88,7 +89,11 @@ fn run_child(role: &str, o: &Options) -> Result<Outcome, BoxError> {
     }
 }
 
+#[global_allocator]
+static ALLOC: heap::Counting = heap::Counting;
+
 fn main() {
+    heap::enable_from_env();
     let o = match Options::parse() {
         Ok(o) => o,
         Err(e) => {

@@ -17,9 +17,19 @@ pub struct Running {
     stdout: Option<std::thread::JoinHandle<String>>,
 }
 
-/// Starts this binary again with `args`.
+/// Starts this binary again with `args`; under `$AGENT_BENCH_CHILD_WRAPPER` (a command and its
+/// arguments, split at spaces: `perf record -g -o child.data`, `heaptrack`) when it is set, so
+/// that a profiler sees the child alone.
 pub fn spawn_self(args: Vec<String>) -> Result<Running, BoxError> {
-    spawn(Command::new(std::env::current_exe()?).args(args))
+    let exe = std::env::current_exe()?;
+    match std::env::var("AGENT_BENCH_CHILD_WRAPPER") {
+        Ok(wrapper) if !wrapper.trim().is_empty() => {
+            let mut words = wrapper.split_whitespace();
+            let program = words.next().unwrap_or_default();
+            spawn(Command::new(program).args(words).arg(exe).args(args))
+        }
+        _ => spawn(Command::new(exe).args(args)),
+    }
 }
 
 /// Starts `command` with piped stdin and stdout (stderr goes to ours).

@@ -46,7 +46,7 @@ pub fn line(m: &Measurement) {
     }
     eprintln!(
         "[{} {} p={} run {}] {} {}: {:.0} events/s, {} records, steady {:.2} s, CPU {:.2} s \
-         (steady {:.2} s, {:.2} µs/event), broker CPU {:.2} s, peak RSS {:.1} MiB {}",
+         (steady {:.2} s, {:.2} µs/event), broker CPU {:.2} s, peak RSS {:.1} MiB{} {}",
         m.broker,
         m.kind,
         m.partitions,
@@ -61,6 +61,11 @@ pub fn line(m: &Measurement) {
         m.cpu_us_per_event(),
         m.broker_cpu,
         mib(m.outcome.peak_rss_kib),
+        if m.outcome.peak_heap_kib > 0 {
+            format!(" (heap peak {:.1} MiB)", mib(m.outcome.peak_heap_kib))
+        } else {
+            String::new()
+        },
         m.problems.join("; ")
     );
 }
@@ -82,6 +87,7 @@ pub fn append_jsonl(path: &str, m: &Measurement) -> std::io::Result<()> {
         "steady_cpu_s": m.steady_cpu_s(),
         "cpu_us_per_event": m.cpu_us_per_event(),
         "peak_rss_mib": mib(m.outcome.peak_rss_kib),
+        "peak_heap_mib": mib(m.outcome.peak_heap_kib),
         "broker_cpu_s": m.broker_cpu,
         "run": m.run,
         "timestamp": now_micros() / 1_000_000,
