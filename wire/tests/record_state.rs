@@ -180,9 +180,10 @@ fn check(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-    /// Records appended one by one into a buffer with exactly their predicted room reserved
-    /// (never reallocated by the encoder), then sealed in place (uncompressed) or compressed
-    /// behind existing bytes: the batch decodes to the records and equals `BatchEncoder`'s.
+    /// Records appended one by one (`append_with` making the room when told the size, or
+    /// `append` after `record_size`) into a buffer the encoder never reallocates, then sealed
+    /// in place (uncompressed) or compressed behind existing bytes: the batch decodes to the
+    /// records and equals `BatchEncoder`'s.
     #[test]
     fn state_round_trip(
         spec in spec(),
@@ -190,18 +191,41 @@ proptest! {
         prefix in vec(any::<u8>(), 0..8),
     ) {
         let mut state = BatchState::new();
+        // No buffer until the first record: `append_with` makes it, as a producer does.
         let mut buf = Vec::new();
-        BatchState::write_header_space(&mut buf);
-        prop_assert_eq!(buf.len(), BATCH_HEADER_SIZE);
         for (i, r) in records.iter().enumerate() {
             let size = state.record_size(r).unwrap();
             prop_assert!(size <= record_size_bound(r).unwrap());
-            buf.reserve_exact(size);
-            let (len, cap) = (buf.len(), buf.capacity());
-            prop_assert_eq!(state.append(&mut buf, r).unwrap(), i as i32);
-            prop_assert_eq!(buf.len() - len, size, "record_size is exact");
-            prop_assert_eq!(buf.capacity(), cap, "no reallocation when the room is reserved");
+            if i % 2 == 0 {
+                let mut prepared = None;
+                let delta = state.append_with(&mut buf, r, |out, n| {
+                    if out.capacity() == 0 {
+                        *out = Vec::with_capacity(BATCH_HEADER_SIZE + n);
+                        BatchState::write_header_space(out);
+                    } else {
+                        out.reserve_exact(n);
+                    }
+                    prepared = Some((n, out.len(), out.capacity()));
+                });
+                prop_assert_eq!(delta.unwrap(), i as i32);
+                let Some((n, len, cap)) = prepared else {
+                    return Err(TestCaseError::fail("prepare was not called"));
+                };
+                prop_assert_eq!(n, size, "prepare gets the exact size");
+                prop_assert_eq!(buf.len() - len, size, "and that is what is written");
+                prop_assert_eq!(buf.capacity(), cap, "into the room prepared");
+            } else {
+                buf.reserve_exact(size);
+                let (len, cap) = (buf.len(), buf.capacity());
+                prop_assert_eq!(state.append(&mut buf, r).unwrap(), i as i32);
+                prop_assert_eq!(buf.len() - len, size, "record_size is exact");
+                prop_assert_eq!(buf.capacity(), cap, "no reallocation when the room is reserved");
+            }
         }
+        if records.is_empty() {
+            BatchState::write_header_space(&mut buf);
+        }
+        prop_assert!(buf.len() >= BATCH_HEADER_SIZE);
         prop_assert_eq!(state.record_count() as usize, records.len());
         prop_assert_eq!(state.base_timestamp(), records.first().map(|r| r.timestamp));
 

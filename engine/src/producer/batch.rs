@@ -546,62 +546,76 @@ impl Batch {
         let Payload::Open(buf) = &mut self.payload else {
             return Err(ProduceError::Closed);
         };
-        let encode_error = |e| ProduceError::Encode(Arc::new(e));
         let index = u32::try_from(self.state.record_count()).map_err(|_| ProduceError::Closed)?;
-        let size = self.state.record_size(record).map_err(encode_error)?;
-        let needed = self.size + size;
-        let cap = buf.capacity();
-        if needed > cap {
-            let want = if cap == 0 {
-                self.hint.max(needed)
-            } else {
-                needed.max((cap + cap / 2).min(max_size.max(needed)))
-            };
-            // The first record takes an idle buffer of about that size if there is one.
-            let pooled = if cap == 0 {
-                self.pool.take(want, want.saturating_mul(2))
-            } else {
-                None
-            };
-            let want = pooled.as_ref().map_or(want, Vec::capacity);
-            let short = (want - cap).saturating_sub(*spare);
-            if short > 0 {
-                if let Some(more) = u32::try_from(short)
-                    .ok()
-                    .and_then(|n| memory.try_acquire_many(n).ok())
-                {
-                    more.forget();
-                    *spare += short;
-                }
-            }
-            // At least `needed`: `spare` covers the record and a header.
-            let grow_to = want.min(cap + *spare).max(needed);
-            if cap == 0 {
-                *buf = match pooled {
-                    Some(pooled) if pooled.capacity() <= grow_to => pooled,
-                    other => {
-                        if let Some(pooled) = other {
-                            self.pool.give(pooled);
-                        }
-                        Vec::with_capacity(grow_to)
-                    }
+        let Batch {
+            size: batch_size,
+            hint,
+            pool,
+            memory: held,
+            ..
+        } = self;
+        // Measured once: the encoder hands the record's size to the closure, which makes the
+        // room (and pays for it) before the record is written.
+        let grow = |buf: &mut Vec<u8>, size: usize| {
+            let needed = *batch_size + size;
+            let cap = buf.capacity();
+            if needed > cap {
+                let want = if cap == 0 {
+                    (*hint).max(needed)
+                } else {
+                    needed.max((cap + cap / 2).min(max_size.max(needed)))
                 };
-                BatchState::write_header_space(buf);
-            } else {
-                buf.reserve_exact(grow_to - buf.len());
+                // The first record takes an idle buffer of about that size if there is one.
+                let pooled = if cap == 0 {
+                    pool.take(want, want.saturating_mul(2))
+                } else {
+                    None
+                };
+                let want = pooled.as_ref().map_or(want, Vec::capacity);
+                let short = (want - cap).saturating_sub(*spare);
+                if short > 0 {
+                    if let Some(more) = u32::try_from(short)
+                        .ok()
+                        .and_then(|n| memory.try_acquire_many(n).ok())
+                    {
+                        more.forget();
+                        *spare += short;
+                    }
+                }
+                // At least `needed`: `spare` covers the record and a header.
+                let grow_to = want.min(cap + *spare).max(needed);
+                if cap == 0 {
+                    *buf = match pooled {
+                        Some(pooled) if pooled.capacity() <= grow_to => pooled,
+                        other => {
+                            if let Some(pooled) = other {
+                                pool.give(pooled);
+                            }
+                            Vec::with_capacity(grow_to)
+                        }
+                    };
+                    BatchState::write_header_space(buf);
+                } else {
+                    buf.reserve_exact(grow_to - buf.len());
+                }
+                let paid = (buf.capacity() - cap).min(*spare);
+                *spare -= paid;
+                let reserved = held.get_or_insert_with(|| Reserved {
+                    memory: Arc::clone(memory),
+                    permits: 0,
+                });
+                reserved.permits += paid;
             }
-            let paid = (buf.capacity() - cap).min(*spare);
-            *spare -= paid;
-            let reserved = self.memory.get_or_insert_with(|| Reserved {
-                memory: Arc::clone(memory),
-                permits: 0,
-            });
-            reserved.permits += paid;
-        }
-        // Room for `size` more bytes is reserved: the encoder writes without reallocating.
-        self.state.append(buf, record).map_err(encode_error)?;
-        debug_assert_eq!(buf.len(), needed, "record_size is what append writes");
-        self.size = needed;
+            *batch_size = needed;
+        };
+        self.state
+            .append_with(buf, record, grow)
+            .map_err(|e| ProduceError::Encode(Arc::new(e)))?;
+        debug_assert_eq!(
+            buf.len(),
+            self.size,
+            "the encoder wrote the size it measured"
+        );
         Ok(RecordSlot {
             result: Arc::clone(&self.result),
             index,

@@ -222,22 +222,18 @@ pub struct EncodedBatch {
     pub crc: u32,
 }
 
-/// Encoded length of a nullable byte field (length varint + bytes).
-#[inline]
-fn nullable_len(field: &'static str, bytes: Option<&[u8]>) -> Result<usize, EncodeError> {
+/// Encoded length of a nullable byte field (length varint + bytes). A field longer than
+/// `i32::MAX` gets a wrong varint length, but makes the record too large anyway (see
+/// [`BatchState::measure`]).
+#[inline(always)]
+fn nullable_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
-        None => Ok(1),
-        Some(b) => {
-            let len = i32::try_from(b.len()).map_err(|_| EncodeError::FieldTooLarge {
-                field,
-                len: b.len(),
-            })?;
-            Ok(varint_len(len) + b.len())
-        }
+        None => 1,
+        Some(b) => varint_len(b.len() as i32).saturating_add(b.len()),
     }
 }
 
-/// Writes a nullable byte field whose length was checked by [`nullable_len`].
+/// Writes a nullable byte field of a record whose size was checked by [`BatchState::measure`].
 #[inline]
 fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
@@ -250,31 +246,59 @@ fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 }
 
 /// The size of a record's fields that do not depend on its place in the batch (attributes,
-/// key, value, header count and headers), and its header count.
-#[inline]
-fn body_size<R: RecordFields + ?Sized>(record: &R) -> Result<(usize, i32), EncodeError> {
-    let mut size = 1; // attributes
-    size += nullable_len("key", record.key())?;
-    size += nullable_len("value", record.value())?;
+/// key, value, header count and headers), and its header count. Exact when it is at most
+/// `i32::MAX` (every field and the header count then fit an `i32`).
+#[inline(always)]
+fn body_size<R: RecordFields + ?Sized>(record: &R) -> (usize, usize) {
+    let mut size = 1 + nullable_len(record.key()); // attributes, key
+    size = size.saturating_add(nullable_len(record.value()));
     let mut headers = 0usize;
     for header in record.headers() {
-        size += nullable_len("header key", Some(header.key.as_bytes()))?;
-        size += nullable_len("header value", header.value)?;
+        size = size
+            .saturating_add(nullable_len(Some(header.key.as_bytes())))
+            .saturating_add(nullable_len(header.value));
         headers += 1;
     }
-    let header_count = i32::try_from(headers).map_err(|_| EncodeError::FieldTooLarge {
-        field: "headers",
-        len: headers,
-    })?;
-    Ok((size + varint_len(header_count), header_count))
+    let count_len = varint_len(i32::try_from(headers).unwrap_or(i32::MAX));
+    (size.saturating_add(count_len), headers)
+}
+
+/// Why a record measured at `size` bytes (more than `i32::MAX`) cannot be encoded: the first
+/// field too large for its `i32` length, or the record as a whole.
+#[cold]
+fn too_large<R: RecordFields + ?Sized>(record: &R, size: usize) -> EncodeError {
+    let field_too_large = |field: &'static str, bytes: Option<&[u8]>| {
+        let len = bytes.map_or(0, <[u8]>::len);
+        (i32::try_from(len).is_err()).then_some(EncodeError::FieldTooLarge { field, len })
+    };
+    let mut headers = 0usize;
+    let mut found =
+        field_too_large("key", record.key()).or_else(|| field_too_large("value", record.value()));
+    for header in record.headers() {
+        headers += 1;
+        found = found
+            .or_else(|| field_too_large("header key", Some(header.key.as_bytes())))
+            .or_else(|| field_too_large("header value", header.value));
+    }
+    if i32::try_from(headers).is_err() {
+        found = found.or(Some(EncodeError::FieldTooLarge {
+            field: "headers",
+            len: headers,
+        }));
+    }
+    found.unwrap_or(EncodeError::RecordTooLarge { size })
 }
 
 /// An upper bound of `record`'s encoded size wherever it lands in a batch: its length prefix,
 /// timestamp delta and offset delta counted at their largest. [`BatchState::record_size`] is
 /// the exact size at the next offset delta of a given batch.
 pub fn record_size_bound<R: RecordFields + ?Sized>(record: &R) -> Result<usize, EncodeError> {
-    let (body, _) = body_size(record)?;
-    Ok(body + MAX_VARLONG_LEN + 2 * MAX_VARINT_LEN)
+    let (body, _) = body_size(record);
+    let size = body.saturating_add(MAX_VARLONG_LEN + MAX_VARINT_LEN);
+    if i32::try_from(size).is_err() {
+        return Err(too_large(record, size));
+    }
+    Ok(size + MAX_VARINT_LEN)
 }
 
 /// A record measured for its place in a batch.
@@ -287,6 +311,7 @@ struct Measured {
 
 impl Measured {
     /// The whole encoded size, length prefix included.
+    #[inline(always)]
     fn total(&self) -> usize {
         let inner = usize::try_from(self.inner).unwrap_or(0);
         inner + varint_len(self.inner)
@@ -344,6 +369,7 @@ impl BatchState {
     }
 
     /// Records appended so far.
+    #[inline]
     pub fn record_count(&self) -> i32 {
         self.count
     }
@@ -359,6 +385,7 @@ impl BatchState {
     }
 
     /// The offset delta [`append`](Self::append) gives the next record.
+    #[inline(always)]
     fn next_delta(&self) -> Result<i32, EncodeError> {
         match self.last_delta {
             None => Ok(0),
@@ -366,8 +393,9 @@ impl BatchState {
         }
     }
 
-    /// Sizes `record` at `offset_delta` in this batch.
-    #[inline]
+    /// Sizes `record` at `offset_delta` in this batch; fails if it is larger than `i32::MAX`
+    /// (which any field or header count too large for an `i32` makes it).
+    #[inline(always)]
     fn measure<R: RecordFields + ?Sized>(
         &self,
         offset_delta: i32,
@@ -376,18 +404,22 @@ impl BatchState {
         let timestamp = record.timestamp();
         let base_timestamp = self.base_timestamp.unwrap_or(timestamp);
         let timestamp_delta = timestamp.wrapping_sub(base_timestamp);
-        let (body, header_count) = body_size(record)?;
-        let size = body + varlong_len(timestamp_delta) + varint_len(offset_delta);
-        let inner = i32::try_from(size).map_err(|_| EncodeError::RecordTooLarge { size })?;
+        let (body, header_count) = body_size(record);
+        let size = body.saturating_add(varlong_len(timestamp_delta) + varint_len(offset_delta));
+        let Ok(inner) = i32::try_from(size) else {
+            return Err(too_large(record, size));
+        };
         Ok(Measured {
             inner,
             timestamp_delta,
-            header_count,
+            // At most `size`: each header takes at least two bytes.
+            header_count: header_count as i32,
         })
     }
 
     /// The exact number of bytes [`append`](Self::append) would write for `record` now (length
     /// prefix included).
+    #[inline]
     pub fn record_size<R: RecordFields + ?Sized>(&self, record: &R) -> Result<usize, EncodeError> {
         Ok(self.measure(self.next_delta()?, record)?.total())
     }
@@ -395,13 +427,33 @@ impl BatchState {
     /// Appends `record` to `out` at the next offset delta (0 for the first); returns the delta
     /// used. Writes exactly [`record_size`](Self::record_size) bytes, and reserves no more
     /// than that: a buffer with the room already reserved is not reallocated.
+    #[inline]
     pub fn append<R: RecordFields + ?Sized>(
         &mut self,
         out: &mut Vec<u8>,
         record: &R,
     ) -> Result<i32, EncodeError> {
+        self.append_with(out, record, |_, _| {})
+    }
+
+    /// [`append`](Self::append), measuring the record once: once the record is known to fit
+    /// a batch, `prepare` gets `out` and the number of bytes about to be written, to make room
+    /// as the caller accounts for its memory (even replace an empty `out` by a buffer of its
+    /// choice, header space included), before anything is written. Nothing fails after
+    /// `prepare` is called; on error it is not called and nothing is written.
+    #[inline]
+    pub fn append_with<R, F>(
+        &mut self,
+        out: &mut Vec<u8>,
+        record: &R,
+        prepare: F,
+    ) -> Result<i32, EncodeError>
+    where
+        R: RecordFields + ?Sized,
+        F: FnOnce(&mut Vec<u8>, usize),
+    {
         let delta = self.next_delta()?;
-        self.append_at(out, delta, record)?;
+        self.write_at(out, delta, record, prepare)?;
         Ok(delta)
     }
 
@@ -413,6 +465,22 @@ impl BatchState {
         offset_delta: i32,
         record: &R,
     ) -> Result<(), EncodeError> {
+        self.write_at(out, offset_delta, record, |_, _| {})
+    }
+
+    /// Checks and measures `record` at `offset_delta`, calls `prepare`, writes it.
+    #[inline(always)]
+    fn write_at<R, F>(
+        &mut self,
+        out: &mut Vec<u8>,
+        offset_delta: i32,
+        record: &R,
+        prepare: F,
+    ) -> Result<(), EncodeError>
+    where
+        R: RecordFields + ?Sized,
+        F: FnOnce(&mut Vec<u8>, usize),
+    {
         if offset_delta < 0 || self.last_delta.is_some_and(|d| offset_delta <= d) {
             return Err(EncodeError::OffsetDeltaNotIncreasing {
                 previous: self.last_delta,
@@ -424,6 +492,7 @@ impl BatchState {
             .checked_add(1)
             .ok_or(EncodeError::TooManyRecords)?;
         let m = self.measure(offset_delta, record)?;
+        prepare(out, m.total());
         out.reserve(m.total());
         put_varint(out, m.inner);
         out.push(0); // attributes
