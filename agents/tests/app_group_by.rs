@@ -62,8 +62,8 @@ fn owned(worker: &Worker, topic: &str) -> BTreeSet<i32> {
         .map(|c| c.assignment())
         .unwrap_or_default()
         .iter()
-        .filter(|(t, _)| t.as_str() == topic)
-        .map(|(_, p)| *p)
+        .filter(|tp| &*tp.topic == topic)
+        .map(|tp| tp.partition)
         .collect()
 }
 

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -76,7 +77,7 @@ fn manual_commit() -> CommitConfig {
 fn partitions(count: i32) -> Vec<TopicPartition> {
     // 100 partitions per topic, as many topics as needed.
     (0..count)
-        .map(|i| (format!("events-{:02}", i / 100), i % 100))
+        .map(|i| TopicPartition::new(format!("events-{:02}", i / 100), i % 100))
         .collect()
 }
 
@@ -185,11 +186,11 @@ fn commit_request(
     member_id: &str,
 ) -> OffsetCommitRequest {
     let mut topics: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-    for ((topic, partition), offset) in offsets {
+    for (tp, offset) in offsets {
         topics
-            .entry(topic.as_str())
+            .entry(&tp.topic)
             .or_default()
-            .push((*partition, *offset));
+            .push((tp.partition, *offset));
     }
     let mut r = OffsetCommitRequest::default();
     r.group_id = GroupId(s(group));
@@ -429,7 +430,10 @@ fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError>
             delivered += 1;
             if r.offset == 0 {
                 group.ack_record(&r)?;
-                offsets.insert((r.topic.to_string(), r.partition), r.offset + 1);
+                offsets.insert(
+                    TopicPartition::new(Arc::clone(&r.topic), r.partition),
+                    r.offset + 1,
+                );
             }
         }
         eprintln!(
@@ -442,11 +446,11 @@ fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError>
     })?;
     // `commit()` records what it committed: a commit of nothing new is no round trip, so each
     // timed commit must ack fresh offsets first.
-    for ((topic, partition), offset) in &offsets {
-        if group.committed(topic, *partition) != Some(*offset) {
+    for (tp, offset) in &offsets {
+        if group.committed(&tp.topic, tp.partition) != Some(*offset) {
             return Err(format!(
-                "commit() did not record offset {offset} of {topic}-{partition}: {:?}",
-                group.committed(topic, *partition)
+                "commit() did not record offset {offset} of {tp}: {:?}",
+                group.committed(&tp.topic, tp.partition)
             )
             .into());
         }
@@ -477,8 +481,8 @@ fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError>
         started.elapsed().as_secs_f64()
     );
     let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in &offsets {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    for (tp, offset) in &offsets {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))?;
     }
     rdkafka.commit(&tpl, CommitMode::Sync)?;
     Ok(RoundTrip {
@@ -545,8 +549,8 @@ fn bench_round_trip(c: &mut Criterion) {
                     next < RT_RECORDS,
                     "out of fresh offsets: raise RT_RECORDS ({RT_RECORDS})"
                 );
-                for (topic, partition) in setup.offsets.keys() {
-                    assert!(setup.group.ack(topic, *partition, next).expect("ack"));
+                for tp in setup.offsets.keys() {
+                    assert!(setup.group.ack(&tp.topic, tp.partition, next).expect("ack"));
                 }
                 next += 1;
                 let start = Instant::now();
@@ -560,8 +564,8 @@ fn bench_round_trip(c: &mut Criterion) {
         "offset_commit/round-trip: mephisto-group committed {} times",
         next - 1
     );
-    if let Some(((topic, partition), _)) = setup.offsets.first_key_value() {
-        assert_eq!(setup.group.committed(topic, *partition), Some(next));
+    if let Some((tp, _)) = setup.offsets.first_key_value() {
+        assert_eq!(setup.group.committed(&tp.topic, tp.partition), Some(next));
     }
     group.bench_function("mephisto-cluster/8", |b| {
         b.iter(|| rt.block_on(cluster_commit(&setup)).expect("commit"))

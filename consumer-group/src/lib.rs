@@ -6,6 +6,7 @@
 //! - [`membership`]: the classic group protocol state machine (FindCoordinator, JoinGroup,
 //!   SyncGroup, Heartbeat, LeaveGroup) with events and time in, requests and decisions out.
 //! - [`offsets`]: offset tracking for out-of-order acks and the commit policy.
+//! - [`topic_partition`]: [`TopicPartition`], the partition key all of them share.
 //!
 //! This crate opens no sockets and reads no clock: the engine drives it.
 #![forbid(unsafe_code)]
@@ -14,5 +15,7 @@
 pub mod assignor;
 pub mod membership;
 pub mod offsets;
+pub mod topic_partition;
 
 pub use assignor::{Assignor, GroupAssignment, MemberAssignment, MemberSubscription};
+pub use topic_partition::TopicPartition;

@@ -10,7 +10,7 @@ use mephisto_consumer_group::assignor::{
     StandbyAssignmentData, StandbyAssignor, StandbyConfig, StandbySubscriptionData, UserDataError,
     STANDBY_USER_DATA_VERSION,
 };
-use mephisto_consumer_group::{GroupAssignment, MemberSubscription};
+use mephisto_consumer_group::{GroupAssignment, MemberSubscription, TopicPartition};
 
 const SRC: &str = "src";
 const LOG: &str = "src-changelog";
@@ -28,7 +28,7 @@ fn config(standbys: usize, warmups: usize, lag: u64) -> StandbyConfig {
 fn ctx(n: i32) -> AssignContext {
     let mut c = context(&[(SRC, n), (LOG, n)]);
     for p in 0..n {
-        c.end_offsets.insert((LOG.to_owned(), p), 1000);
+        c.end_offsets.insert(TopicPartition::new(LOG, p), 1000);
     }
     c
 }
@@ -415,8 +415,8 @@ fn end_offsets_needed_are_the_changelog_partitions_members_name() {
         bad,
         none,
     ];
-    let needed: Vec<(String, i32)> = assignor.end_offsets_needed(&members).into_iter().collect();
-    let want: Vec<(String, i32)> = (0..4).map(|p| (LOG.to_owned(), p)).collect();
+    let needed: Vec<TopicPartition> = assignor.end_offsets_needed(&members).into_iter().collect();
+    let want: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new(LOG, p)).collect();
     assert_eq!(needed, want);
     assert!(mephisto_consumer_group::assignor::RangeAssignor::new()
         .end_offsets_needed(&members)

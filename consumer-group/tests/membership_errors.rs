@@ -57,7 +57,7 @@ fn stable() -> (Harness, GroupRequest) {
     (h, beat)
 }
 
-fn owned() -> std::collections::BTreeSet<(String, i32)> {
+fn owned() -> std::collections::BTreeSet<mephisto_consumer_group::TopicPartition> {
     set(&[("t0", 0), ("t0", 1)])
 }
 

@@ -22,7 +22,7 @@ use mephisto_consumer_group::membership::{
     GroupEvent, GroupRequest, JoinGroupRequest, Member, MemberState, RequestBody, ResponseEvent,
 };
 
-type Parts = BTreeSet<(String, i32)>;
+type Parts = BTreeSet<mephisto_consumer_group::TopicPartition>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GroupState {

@@ -25,7 +25,7 @@ use mephisto_consumer_group::membership::{
 };
 use proptest::prelude::*;
 
-type Parts = BTreeSet<(String, i32)>;
+type Parts = BTreeSet<mephisto_consumer_group::TopicPartition>;
 
 #[derive(Debug, Clone)]
 enum Outcome {

@@ -11,9 +11,10 @@ use kafka_protocol::protocol::StrBytes;
 use mephisto_consumer_group::offsets::{
     CommitConfig, CommitErrorKind, OffsetTracker, PartitionWindow, TrackError,
 };
+use mephisto_consumer_group::TopicPartition;
 
-fn tp(t: &str, p: i32) -> (String, i32) {
-    (t.to_owned(), p)
+fn tp(t: &str, p: i32) -> TopicPartition {
+    TopicPartition::new(t, p)
 }
 
 #[test]

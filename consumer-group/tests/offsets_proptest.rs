@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mephisto_consumer_group::offsets::{
     CommitConfig, CommitErrorKind, OffsetTracker, OffsetsToCommit, PartitionWindow, TrackError,
 };
+use mephisto_consumer_group::TopicPartition;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -147,7 +148,7 @@ proptest! {
         let t0 = Instant::now();
         let mut now = t0;
         let mut t = OffsetTracker::new(CommitConfig { every: 7, max_outstanding: 16, ..CommitConfig::default() }, now);
-        let tps: Vec<(String, i32)> = (0..3).map(|p| ("t".to_owned(), p)).collect();
+        let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("t", p)).collect();
         let mut models: Vec<Model> = (0..3).map(|p| Model { start: 10 * p, delivered: BTreeSet::new(), acked: BTreeSet::new() }).collect();
         let mut committed: Vec<i64> = (0..3).map(|p| 10 * p).collect();
         let mut revoked = [false; 3];
@@ -182,7 +183,7 @@ proptest! {
                         prop_assert!(in_flight.is_none(), "two commits in flight");
                         prop_assert!(!c.offsets.is_empty());
                         for (tp, off) in &c.offsets {
-                            let i = usize::try_from(tp.1).unwrap_or(0);
+                            let i = usize::try_from(tp.partition).unwrap_or(0);
                             prop_assert!(*off > committed[i], "commit of {:?} did not advance", tp);
                             prop_assert_eq!(*off, models[i].committable());
                         }
@@ -200,7 +201,7 @@ proptest! {
                         };
                         prop_assert!(!outcome.stale);
                         for (tp, off) in outcome.committed {
-                            let i = usize::try_from(tp.1).unwrap_or(0);
+                            let i = usize::try_from(tp.partition).unwrap_or(0);
                             prop_assert!(off > committed[i]);
                             committed[i] = off;
                         }
@@ -278,7 +279,7 @@ proptest! {
         let mut by_name = OffsetTracker::new(config.clone(), now);
         let mut by_handle = OffsetTracker::new(config, now);
         // Two topics, so that partitions share numbers and slots are reused.
-        let tps: Vec<(String, i32)> = (0..4).map(|i| (format!("topic-{}", i % 2), i / 2)).collect();
+        let tps: Vec<TopicPartition> = (0..4).map(|i| TopicPartition::new(format!("topic-{}", i % 2), i / 2)).collect();
         let mut handles = Vec::new();
         let mut stale = Vec::new();
         let mut delivered: Vec<Vec<i64>> = vec![Vec::new(); tps.len()];

@@ -321,7 +321,7 @@ async fn mephisto_and_librdkafka_share_a_group() {
         member
             .assignment()
             .iter()
-            .map(|tp| tp.1)
+            .map(|tp| tp.partition)
             .collect::<Vec<_>>(),
         peer_values.len()
     );

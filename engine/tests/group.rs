@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
+use mephisto_engine::fetcher::{FetcherConfig, OffsetReset, TopicPartition};
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer, PartitionSet};
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord};
 use mephisto_engine::{Admin, Cluster, NewTopic};
@@ -181,7 +181,7 @@ async fn three_members_share_twelve_partitions_exactly_once() {
     for (member, got) in all.iter().enumerate() {
         for (p, o) in got {
             assert!(
-                owned[member].contains(&(topic.clone(), *p)),
+                owned[member].contains(&TopicPartition::new(topic.as_str(), *p)),
                 "member {member} read partition {p} it does not own"
             );
             *seen.entry((*p, *o)).or_default() += 1;
@@ -216,24 +216,24 @@ async fn cooperative_sticky_join_moves_only_what_the_newcomer_takes() {
         m.on_revoked(move |p| {
             eprintln!(
                 "member {i} revoked {:?}",
-                p.iter().map(|tp| tp.1).collect::<Vec<_>>()
+                p.iter().map(|tp| tp.partition).collect::<Vec<_>>()
             );
             r.lock().unwrap().push((i, p.clone()));
             let mut o = o.lock().unwrap();
             for tp in p {
-                o.0.remove(&tp.1);
+                o.0.remove(&tp.partition);
             }
         });
         let o = Arc::clone(&owners);
         m.on_assigned(move |p| {
             eprintln!(
                 "member {i} assigned {:?}",
-                p.iter().map(|tp| tp.1).collect::<Vec<_>>()
+                p.iter().map(|tp| tp.partition).collect::<Vec<_>>()
             );
             gained.lock().unwrap().push((i, p.clone()));
             let mut o = o.lock().unwrap();
             for tp in p {
-                if o.0.insert(tp.1, i).is_some_and(|prev| prev != i) {
+                if o.0.insert(tp.partition, i).is_some_and(|prev| prev != i) {
                     o.1 += 1;
                 }
             }
@@ -242,11 +242,11 @@ async fn cooperative_sticky_join_moves_only_what_the_newcomer_takes() {
         m.on_lost(move |p| {
             eprintln!(
                 "member {i} lost {:?}",
-                p.iter().map(|tp| tp.1).collect::<Vec<_>>()
+                p.iter().map(|tp| tp.partition).collect::<Vec<_>>()
             );
             let mut o = o.lock().unwrap();
             for tp in p {
-                o.0.remove(&tp.1);
+                o.0.remove(&tp.partition);
             }
         });
         m.subscribe([topic.as_str()]);
@@ -499,8 +499,12 @@ async fn standby_leader_fetches_changelog_end_offsets_and_picks_the_caught_up_me
         members.push(m);
     }
     let (a, b) = (&members[0], &members[1]);
-    let want_a: PartitionSet = [(source.clone(), 1)].into_iter().collect();
-    let want_b: PartitionSet = [(source.clone(), 0)].into_iter().collect();
+    let want_a: PartitionSet = [TopicPartition::new(source.as_str(), 1)]
+        .into_iter()
+        .collect();
+    let want_b: PartitionSet = [TopicPartition::new(source.as_str(), 0)]
+        .into_iter()
+        .collect();
     let start = Instant::now();
     loop {
         // `next` counts as a poll (max poll interval) and hands out nothing: the source is empty.

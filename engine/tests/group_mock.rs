@@ -680,23 +680,23 @@ async fn cooperative_sticky_join_moves_only_what_the_newcomer_takes() {
         m.on_revoked(move |p| {
             eprintln!(
                 "member {i} revoked {:?}",
-                p.iter().map(|tp| tp.1).collect::<Vec<_>>()
+                p.iter().map(|tp| tp.partition).collect::<Vec<_>>()
             );
             r.lock().unwrap().push((i, p.clone()));
             let mut o = o.lock().unwrap();
             for tp in p {
-                o.0.remove(&tp.1);
+                o.0.remove(&tp.partition);
             }
         });
         let o = Arc::clone(&owners);
         m.on_assigned(move |p| {
             eprintln!(
                 "member {i} assigned {:?}",
-                p.iter().map(|tp| tp.1).collect::<Vec<_>>()
+                p.iter().map(|tp| tp.partition).collect::<Vec<_>>()
             );
             let mut o = o.lock().unwrap();
             for tp in p {
-                if o.0.insert(tp.1, i).is_some_and(|prev| prev != i) {
+                if o.0.insert(tp.partition, i).is_some_and(|prev| prev != i) {
                     o.1 += 1;
                 }
             }

@@ -133,7 +133,7 @@ async fn mixed_group(assignor: AssignorKind, strategy: &str) {
     // Wait for a disjoint, complete assignment over both members.
     let start = Instant::now();
     let (mine, theirs) = loop {
-        let mine: BTreeSet<i32> = ours.assignment().iter().map(|(_, p)| *p).collect();
+        let mine: BTreeSet<i32> = ours.assignment().iter().map(|tp| tp.partition).collect();
         let theirs = peer.assignment().unwrap_or_default();
         if !mine.is_empty()
             && !theirs.is_empty()

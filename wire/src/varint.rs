@@ -148,17 +148,19 @@ fn decode_varlong_slow(buf: &[u8]) -> Result<(i64, usize), VarintError> {
 #[inline]
 pub const fn varint_len(v: i32) -> usize {
     let z = zigzag_encode32(v);
-    // Each byte carries 7 bits; `| 1` makes zero take one byte.
-    let bits = 32 - (z | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    // Each byte carries 7 bits: ceil(bits / 7) bytes for the index of the highest set bit
+    // (`| 1` makes zero take one byte), computed as (index * 9 + 73) / 64, exact for every
+    // index up to 63 (protobuf's VarintSize), with a multiply and a shift instead of a division.
+    let index = 31 - (z | 1).leading_zeros() as usize;
+    (index * 9 + 73) / 64
 }
 
 /// Number of bytes [`put_varlong`] writes for `v`.
 #[inline]
 pub const fn varlong_len(v: i64) -> usize {
     let z = zigzag_encode64(v);
-    let bits = 64 - (z | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    let index = 63 - (z | 1).leading_zeros() as usize;
+    (index * 9 + 73) / 64
 }
 
 /// Writes the base-128 groups of `z` into `scratch`, returning the length used.

@@ -1,7 +1,7 @@
 //! Heap allocations made while decoding, counted with a global allocator (on this thread only):
 //! uncompressed batches decode with no allocation per record or per batch beyond the one-time
 //! promotion of the `Bytes` buffer; compressed batches allocate the decompressed body once and
-//! nothing per record.
+//! nothing per record. Encoding with `BatchState` into a buffer with room allocates nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use mephisto_wire::compression::Compression;
 use mephisto_wire::record::{
-    BatchEncoder, BatchSpec, DecodeOptions, FetchRecords, NewHeader, NewRecord, RecordBatches,
+    record_size_bound, BatchEncoder, BatchSpec, BatchState, DecodeOptions, FetchRecords, NewHeader,
+    NewRecord, RecordBatches, BATCH_HEADER_SIZE,
 };
 
 struct Counting;
@@ -155,4 +156,37 @@ fn allocations_do_not_grow_with_records() {
         }
         println!("{codec:?}: allocations in records(): {per_batch_allocs:?}");
     }
+}
+
+#[test]
+fn batch_state_appends_and_seals_without_allocating() {
+    let headers = [NewHeader {
+        key: "trace-id",
+        value: Some(b"0123456789abcdef"),
+    }];
+    let value = [7u8; 100];
+    let record = NewRecord::new(Some(&b"key"[..]), Some(&value[..]), 1_700_000_000_000)
+        .with_headers(&headers);
+    let bound = record_size_bound(&record).unwrap();
+    let mut buf = Vec::with_capacity(BATCH_HEADER_SIZE + 1000 * bound);
+    BatchState::write_header_space(&mut buf);
+    let mut state = BatchState::new();
+    let spec = BatchSpec {
+        producer_id: 7,
+        producer_epoch: 1,
+        base_sequence: 0,
+        ..BatchSpec::default()
+    };
+    let (sealed, allocs) = count_allocs(|| {
+        for _ in 0..1000 {
+            state.append(&mut buf, &record).unwrap();
+        }
+        state.seal(&spec, &mut buf).unwrap()
+    });
+    assert_eq!(allocs, 0);
+    assert_eq!(sealed.record_count, 1000);
+    assert_eq!(
+        RecordBatches::new(Bytes::from(buf), DecodeOptions::default()).count(),
+        1
+    );
 }

@@ -51,6 +51,31 @@ fn varint_boundaries_round_trip() {
     assert_eq!(enc32(i32::MIN).len(), 5);
 }
 
+/// The length formula at every width: both sides of each power of two of the zig-zag value.
+#[test]
+fn lengths_at_every_bit_width() {
+    for bit in 0..32u32 {
+        for z in [
+            1u32 << bit,
+            (1u32 << bit) - 1,
+            (1u32 << bit) | ((1u32 << bit) - 1),
+        ] {
+            let v = ((z >> 1) as i32) ^ -((z & 1) as i32);
+            assert_eq!(varint_len(v), enc32(v).len(), "zig-zag {z:#x}");
+        }
+    }
+    for bit in 0..64u32 {
+        for z in [
+            1u64 << bit,
+            (1u64 << bit) - 1,
+            (1u64 << bit) | ((1u64 << bit) - 1),
+        ] {
+            let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            assert_eq!(varlong_len(v), enc64(v).len(), "zig-zag {z:#x}");
+        }
+    }
+}
+
 #[test]
 fn varlong_boundaries_round_trip() {
     let values = [

@@ -332,11 +332,10 @@ impl Worker {
                 return false;
             }
             let tasks = self.tasks();
-            let covered = consumer.assignment().iter().all(|(topic, partition)| {
-                tasks
-                    .get(&TopicPartition::new(topic.as_str(), *partition))
-                    .is_some_and(|t| !t.handle.is_finished())
-            });
+            let covered = consumer
+                .assignment()
+                .iter()
+                .all(|tp| tasks.get(tp).is_some_and(|t| !t.handle.is_finished()));
             if !covered {
                 return false;
             }

@@ -3,8 +3,12 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use super::{AssignContext, AssignError, GroupAssignment, MemberAssignment, MemberSubscription};
+use super::{
+    AssignContext, AssignError, GroupAssignment, MemberAssignment, MemberSubscription,
+    TopicPartition,
+};
 
 /// Java's `String.compareTo`: compares UTF-16 code units, not bytes.
 ///
@@ -115,15 +119,16 @@ pub(crate) fn current_generations(generations: &[i32]) -> Vec<bool> {
 pub(crate) fn existing_claims(
     owned: &BTreeMap<String, Vec<i32>>,
     counts: &BTreeMap<&str, i32>,
-) -> BTreeSet<(String, i32)> {
+) -> BTreeSet<TopicPartition> {
     let mut set = BTreeSet::new();
     for (topic, partitions) in owned {
         let Some(&count) = counts.get(topic.as_str()) else {
             continue;
         };
+        let topic: Arc<str> = Arc::from(topic.as_str());
         for &p in partitions {
             if (0..count).contains(&p) {
-                set.insert((topic.clone(), p));
+                set.insert(TopicPartition::new(Arc::clone(&topic), p));
             }
         }
     }

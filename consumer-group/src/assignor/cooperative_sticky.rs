@@ -38,6 +38,7 @@ use super::common::{
 };
 use super::{
     AssignContext, AssignError, Assignor, GroupAssignment, MemberSubscription, RebalanceProtocol,
+    TopicPartition,
 };
 
 /// KIP-429 cooperative sticky assignor; protocol name `cooperative-sticky`.
@@ -178,10 +179,10 @@ impl Problem {
             if !current[m] {
                 continue;
             }
-            let claims: BTreeSet<(String, i32)> =
+            let claims: BTreeSet<TopicPartition> =
                 existing_claims(&member.owned_partitions, &counts);
-            for (topic, p) in &claims {
-                if let Some(&item) = index.get(&(topic.as_str(), *p)) {
+            for tp in &claims {
+                if let Some(&item) = index.get(&(&*tp.topic, tp.partition)) {
                     claimants[item].push(m);
                 }
             }

@@ -18,8 +18,7 @@ pub enum RebalanceProtocol {
     Cooperative,
 }
 
-/// A topic and partition.
-pub type TopicPartition = (String, i32);
+pub use crate::topic_partition::TopicPartition;
 
 /// One member's subscription as the leader sees it (decoded from JoinGroup's member metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -171,7 +171,7 @@ impl Assignor for StandbyAssignor {
                 );
             for (topic, partition) in named {
                 if changelogs.contains(topic.as_str()) {
-                    needed.insert((topic.clone(), partition));
+                    needed.insert(TopicPartition::new(topic.as_str(), partition));
                 }
             }
         }

@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use mephisto_wire::consumer_protocol::ConsumerProtocolError;
 
 use super::request::ApiKind;
-use crate::assignor::TopicPartition;
+use crate::topic_partition::TopicPartition;
 
 /// A set of partitions, sorted.
 pub type PartitionSet = BTreeSet<TopicPartition>;

@@ -1,6 +1,7 @@
 //! JoinGroup and SyncGroup: building the requests, reading the responses.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -13,6 +14,7 @@ use super::request::{
     ApiKind, JoinGroupRequest, JoinProtocol, RequestBody, SyncAssignment, SyncGroupRequest,
 };
 use super::state::{Generation, Phase};
+use crate::topic_partition::TopicPartition;
 
 /// The protocol type of consumer groups.
 pub const PROTOCOL_TYPE: &str = "consumer";
@@ -22,11 +24,11 @@ impl Member {
     /// rack (the same for every advertised assignor).
     pub(crate) fn join_body(&self) -> Result<RequestBody, GroupError> {
         let mut owned_partitions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in &self.owned {
+        for tp in &self.owned {
             owned_partitions
-                .entry(topic.clone())
+                .entry(tp.topic.to_string())
                 .or_default()
-                .push(*partition);
+                .push(tp.partition);
         }
         let subscription = Subscription {
             topics: self.topics.iter().cloned().collect(),
@@ -174,7 +176,11 @@ impl Member {
         let assigned: PartitionSet = assignment
             .partitions
             .iter()
-            .flat_map(|(topic, ps)| ps.iter().map(move |p| (topic.clone(), *p)))
+            .flat_map(|(topic, ps)| {
+                let topic: Arc<str> = Arc::from(topic.as_str());
+                ps.iter()
+                    .map(move |p| TopicPartition::new(Arc::clone(&topic), *p))
+            })
             .collect();
         let revoked: PartitionSet = self.owned.difference(&assigned).cloned().collect();
         let added: PartitionSet = assigned.difference(&self.owned).cloned().collect();

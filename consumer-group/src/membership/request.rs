@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use crate::assignor::TopicPartition;
+use crate::topic_partition::TopicPartition;
 
 /// Identifies one request; the engine hands it back with the response (or failure).
 ///

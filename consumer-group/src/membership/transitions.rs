@@ -30,7 +30,7 @@ impl Member {
             Some(_) => self
                 .owned
                 .iter()
-                .filter(|(topic, _)| !self.topics.contains(topic))
+                .filter(|tp| !self.topics.contains(&*tp.topic))
                 .cloned()
                 .collect(),
             None => {

@@ -2,6 +2,7 @@
 //! decisions (time passed in).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
@@ -11,7 +12,7 @@ use super::commit_error::{classify_commit_error, CommitErrorKind};
 use super::config::CommitConfig;
 use super::error::TrackError;
 use super::window::PartitionWindow;
-use crate::assignor::TopicPartition;
+use crate::topic_partition::TopicPartition;
 
 /// Identifies one commit; hand it back with the outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -575,8 +576,8 @@ impl OffsetTracker {
 
     fn tracked_mut(&mut self, tp: &TopicPartition) -> Result<&mut Tracked, TrackError> {
         let unknown = || TrackError::UnknownPartition {
-            topic: tp.0.clone(),
-            partition: tp.1,
+            topic: tp.topic.to_string(),
+            partition: tp.partition,
         };
         let &slot = self.partitions.get(tp).ok_or_else(unknown)?;
         self.slots[slot as usize]
@@ -606,9 +607,10 @@ pub fn commit_response_errors(
         .topics
         .iter()
         .flat_map(|topic| {
+            let name: Arc<str> = Arc::from(topic.name.0.as_str());
             topic.partitions.iter().map(move |p| {
                 (
-                    (topic.name.0.as_str().to_owned(), p.partition_index),
+                    TopicPartition::new(Arc::clone(&name), p.partition_index),
                     ResponseError::try_from_code(p.error_code),
                 )
             })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use mephisto_consumer_group::assignor::{
     AssignContext, GroupAssignment, MemberSubscription, StandbyAssignmentData,
-    StandbySubscriptionData,
+    StandbySubscriptionData, TopicPartition,
 };
 
 /// A member subscribed to `topics` that sends `data`.
@@ -117,7 +117,11 @@ pub fn next_standby_round(
                 }
             }
             for (t, p) in up_to_date {
-                let end = ctx.end_offsets.get(&(t.clone(), p)).copied().unwrap_or(0);
+                let end = ctx
+                    .end_offsets
+                    .get(&TopicPartition::new(t.as_str(), p))
+                    .copied()
+                    .unwrap_or(0);
                 data.set_applied_offset(&t, p, end);
             }
             MemberSubscription {

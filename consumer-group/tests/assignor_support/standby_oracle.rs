@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use mephisto_consumer_group::assignor::{
     AssignContext, CoPartitionGroup, GroupAssignment, MemberSubscription, StandbyConfig,
-    StandbySubscriptionData,
+    StandbySubscriptionData, TopicPartition,
 };
 use proptest::prelude::*;
 
@@ -100,7 +100,8 @@ fn build_case(
             for p in 0..g.count {
                 if rng.chance(95) {
                     let end = rng.next(30_001) as i64;
-                    ctx.end_offsets.insert((c.clone(), p), end);
+                    ctx.end_offsets
+                        .insert(TopicPartition::new(c.as_str(), p), end);
                 }
             }
         }
@@ -166,7 +167,11 @@ fn build_case(
                 let _ = m;
                 for c in &g.changelogs {
                     if rng.chance(40) {
-                        let end = ctx.end_offsets.get(&(c.clone(), p)).copied().unwrap_or(0);
+                        let end = ctx
+                            .end_offsets
+                            .get(&TopicPartition::new(c.as_str(), p))
+                            .copied()
+                            .unwrap_or(0);
                         let applied = rng.next(end as u64 + 200) as i64 - 5;
                         d.set_applied_offset(c, p, applied);
                     }
@@ -325,7 +330,10 @@ impl Oracle {
                             unit.changelogs
                                 .iter()
                                 .map(|(c, p)| {
-                                    let Some(&end) = case.ctx.end_offsets.get(&(c.clone(), *p))
+                                    let Some(&end) = case
+                                        .ctx
+                                        .end_offsets
+                                        .get(&TopicPartition::new(c.as_str(), *p))
                                     else {
                                         return 0u64;
                                     };

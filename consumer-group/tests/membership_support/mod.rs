@@ -20,6 +20,7 @@ use mephisto_consumer_group::assignor::{
 use mephisto_consumer_group::membership::{
     GroupEvent, GroupRequest, Member, MemberConfig, RequestBody, RequestId, ResponseEvent,
 };
+use mephisto_consumer_group::TopicPartition;
 use mephisto_wire::consumer_protocol::{self, Assignment, Subscription};
 
 /// Assigns partition `p` of each topic to the `p % n`-th subscriber (sorted by member id).
@@ -91,11 +92,11 @@ pub fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
 }
 
-pub fn tp(topic: &str, p: i32) -> (String, i32) {
-    (topic.to_owned(), p)
+pub fn tp(topic: &str, p: i32) -> TopicPartition {
+    TopicPartition::new(topic, p)
 }
 
-pub fn set(items: &[(&str, i32)]) -> BTreeSet<(String, i32)> {
+pub fn set(items: &[(&str, i32)]) -> BTreeSet<TopicPartition> {
     items.iter().map(|(t, p)| tp(t, *p)).collect()
 }
 
@@ -169,10 +170,13 @@ pub fn join_leader(
         )
 }
 
-pub fn assignment_bytes(parts: &BTreeSet<(String, i32)>) -> Bytes {
+pub fn assignment_bytes(parts: &BTreeSet<TopicPartition>) -> Bytes {
     let mut partitions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for (t, p) in parts {
-        partitions.entry(t.clone()).or_default().push(*p);
+    for tp in parts {
+        partitions
+            .entry(tp.topic.to_string())
+            .or_default()
+            .push(tp.partition);
     }
     consumer_protocol::encode_assignment(
         &Assignment {
@@ -184,7 +188,7 @@ pub fn assignment_bytes(parts: &BTreeSet<(String, i32)>) -> Bytes {
     .expect("test assignment encodes")
 }
 
-pub fn sync_ok(parts: &BTreeSet<(String, i32)>) -> SyncGroupResponse {
+pub fn sync_ok(parts: &BTreeSet<TopicPartition>) -> SyncGroupResponse {
     SyncGroupResponse::default().with_assignment(assignment_bytes(parts))
 }
 
@@ -317,7 +321,7 @@ impl Harness {
         &mut self,
         topics: &[&str],
         generation: i32,
-        assigned: &BTreeSet<(String, i32)>,
+        assigned: &BTreeSet<TopicPartition>,
     ) {
         use mephisto_consumer_group::membership::ApiKind;
         self.member.subscribe(self.now, topics.iter().copied());
@@ -333,7 +337,7 @@ impl Harness {
         &mut self,
         generation: i32,
         member_id: &str,
-        assigned: &BTreeSet<(String, i32)>,
+        assigned: &BTreeSet<TopicPartition>,
     ) {
         use mephisto_consumer_group::membership::ApiKind;
         let join = self.take(ApiKind::JoinGroup);

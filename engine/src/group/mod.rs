@@ -248,7 +248,7 @@ impl GroupConsumer {
         self.shared
             .status()
             .committed
-            .get(&(topic.to_owned(), partition))
+            .get(&TopicPartition::new(topic, partition))
             .copied()
     }
 

@@ -11,20 +11,20 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{BrokerId, GroupId, OffsetCommitResponse, TopicName};
-use mephisto_consumer_group::assignor::TopicPartition;
 use mephisto_consumer_group::membership::CommitContext;
 
 use super::protocol::s;
 use crate::cluster::{Cluster, Purpose};
 use crate::error::EngineError;
+use crate::fetcher::TopicPartition;
 
 /// Partitions grouped by topic.
 fn by_topic<'a>(
     partitions: impl IntoIterator<Item = &'a TopicPartition>,
 ) -> BTreeMap<&'a str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (topic, partition) in partitions {
-        topics.entry(topic.as_str()).or_default().push(*partition);
+    for tp in partitions {
+        topics.entry(&tp.topic).or_default().push(tp.partition);
     }
     topics
 }
@@ -88,7 +88,7 @@ pub(crate) async fn fetch_committed(
             for t in &g.topics {
                 for p in &t.partitions {
                     found.push((
-                        (t.name.0.as_str().to_owned(), p.partition_index),
+                        TopicPartition::new(t.name.0.as_str(), p.partition_index),
                         p.committed_offset,
                         p.error_code,
                     ));
@@ -99,7 +99,7 @@ pub(crate) async fn fetch_committed(
         for t in &body.topics {
             for p in &t.partitions {
                 found.push((
-                    (t.name.0.as_str().to_owned(), p.partition_index),
+                    TopicPartition::new(t.name.0.as_str(), p.partition_index),
                     p.committed_offset,
                     p.error_code,
                 ));
@@ -110,7 +110,7 @@ pub(crate) async fn fetch_committed(
     let mut out: BTreeMap<TopicPartition, Option<i64>> =
         partitions.iter().map(|tp| (tp.clone(), None)).collect();
     for (tp, offset, code) in found {
-        check(code, &format!("{}-{}", tp.0, tp.1))?;
+        check(code, &tp.to_string())?;
         if let Some(slot) = out.get_mut(&tp) {
             *slot = (offset >= 0).then_some(offset);
         }
@@ -136,11 +136,11 @@ pub(crate) async fn commit(
     offsets: &BTreeMap<TopicPartition, i64>,
 ) -> Result<OffsetCommitResponse, EngineError> {
     let mut topics: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
-    for ((topic, partition), offset) in offsets {
+    for (tp, offset) in offsets {
         topics
-            .entry(topic.as_str())
+            .entry(&tp.topic)
             .or_default()
-            .push((*partition, *offset));
+            .push((tp.partition, *offset));
     }
     let response = cluster
         .send(coordinator, Purpose::Group, |version| {

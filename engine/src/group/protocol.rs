@@ -258,11 +258,11 @@ async fn end_offsets(
     partitions: &BTreeSet<TopicPartition>,
 ) -> BTreeMap<TopicPartition, i64> {
     let mut by_topic: BTreeMap<&str, Vec<(i32, OffsetSpec)>> = BTreeMap::new();
-    for (topic, partition) in partitions {
+    for tp in partitions {
         by_topic
-            .entry(topic.as_str())
+            .entry(&tp.topic)
             .or_default()
-            .push((*partition, OffsetSpec::Latest));
+            .push((tp.partition, OffsetSpec::Latest));
     }
     let admin = Admin::new(cluster.clone());
     let limit = cluster.config().request_timeout;
@@ -272,7 +272,7 @@ async fn end_offsets(
             Ok(Ok(found)) => {
                 for o in found {
                     if let Some(offset) = o.offset {
-                        out.insert((topic.to_owned(), o.partition), offset);
+                        out.insert(TopicPartition::new(topic, o.partition), offset);
                     }
                 }
             }

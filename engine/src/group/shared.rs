@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::OffsetCommitResponse;
-use mephisto_consumer_group::assignor::TopicPartition as GroupPartition;
 use mephisto_consumer_group::membership::{GroupError, MemberState, PartitionSet, ResponseEvent};
 use mephisto_consumer_group::offsets::CommitId;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -58,8 +57,8 @@ pub(crate) enum Msg {
     /// Committed positions of newly assigned partitions.
     Positions {
         /// The partitions looked up, with their assignment token.
-        partitions: Vec<(GroupPartition, u64)>,
-        result: Result<BTreeMap<GroupPartition, Option<i64>>, EngineError>,
+        partitions: Vec<(TopicPartition, u64)>,
+        result: Result<BTreeMap<TopicPartition, Option<i64>>, EngineError>,
     },
 }
 
@@ -71,7 +70,7 @@ pub(crate) struct Status {
     pub(crate) generation: Option<(String, i32)>,
     pub(crate) owned: PartitionSet,
     /// Last committed offset (or starting position) of each tracked partition.
-    pub(crate) committed: BTreeMap<GroupPartition, i64>,
+    pub(crate) committed: BTreeMap<TopicPartition, i64>,
     /// Set once the member is closed or failed.
     pub(crate) finished: Option<Result<(), GroupError>>,
 }

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use mephisto_wire::record::{record_size_bound, BATCH_HEADER_SIZE};
 use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 use crate::producer::batch::{Batch, BufferPool, RecordData, RecordSlot, Tracker};
@@ -234,8 +235,8 @@ impl Accumulator {
 
     /// The memory a record costs, or why it can never be accepted.
     pub(crate) fn check_size(&self, record: &RecordData) -> Result<usize, ProduceError> {
-        let bound = record.size_bound();
-        let with_header = bound + mephisto_wire::record::BATCH_HEADER_SIZE;
+        let bound = record_size_bound(record).map_err(|e| ProduceError::Encode(Arc::new(e)))?;
+        let with_header = bound + BATCH_HEADER_SIZE;
         if with_header > self.config.max_request_size {
             return Err(ProduceError::RecordTooLarge {
                 size: with_header,
@@ -244,7 +245,7 @@ impl Accumulator {
             });
         }
         // Enough to open a batch: the header, and the record at its largest.
-        let cost = bound + mephisto_wire::record::BATCH_HEADER_SIZE;
+        let cost = bound + BATCH_HEADER_SIZE;
         if cost > self.config.buffer_memory {
             return Err(ProduceError::RecordTooLarge {
                 size: cost,
@@ -405,7 +406,7 @@ impl Accumulator {
                 let last = state.last_size.get(&key).copied().unwrap_or(0);
                 let capacity = (last + last / 8)
                     .clamp(MIN_BATCH_BUFFER, batch_size.max(MIN_BATCH_BUFFER))
-                    .max(mephisto_wire::record::BATCH_HEADER_SIZE + record.size_bound());
+                    .max(BATCH_HEADER_SIZE + record_size_bound(&record).unwrap_or(0));
                 let now = now.unwrap_or_else(Instant::now);
                 slot.insert(Batch::with_capacity(
                     id,
@@ -425,9 +426,7 @@ impl Accumulator {
         } else {
             state.credit = spare;
         }
-        let Some(slot) = pushed else {
-            return Err(ProduceError::Closed);
-        };
+        let slot = pushed?;
         if open.size >= batch_size {
             if let Some(size) = queue.seal_open() {
                 remember_size(&mut state.last_size, key, size);

@@ -7,7 +7,9 @@
 //! as soon as they are copied. The sender seals it when it drains it ([`Batch::encode`]):
 //! it writes the header (producer id, epoch and sequence: an idempotent batch gets its sequence
 //! here) and the CRC in place, or compresses the records into a second buffer, and from then
-//! on the batch is those bytes (retries resend exactly them). Buffers come from, and go back
+//! on the batch is those bytes (retries resend exactly them). The encoding is the wire crate's
+//! ([`BatchState`]): the batch keeps its state next to the buffer, and does the buffer's
+//! memory accounting around it. Buffers come from, and go back
 //! to, a small [`BufferPool`], so batches of similar size reuse the same memory instead of a
 //! `malloc`/`free` of up to `batch_size` bytes per batch on different threads.
 //!
@@ -22,9 +24,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use mephisto_wire::compression::{self, Compression};
-use mephisto_wire::record::{BatchHeader, EncodeError, BATCH_HEADER_SIZE, NO_TIMESTAMP};
-use mephisto_wire::varint::{put_varint, put_varlong};
+use mephisto_wire::compression::Compression;
+use mephisto_wire::record::{
+    BatchSpec, BatchState, EncodeError, NewHeader, RecordFields, BATCH_HEADER_SIZE,
+};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::producer::error::ProduceError;
@@ -34,25 +37,6 @@ use crate::producer::topic_partition::TopicPartition;
 
 /// What a record's future resolves to.
 pub(crate) type DeliveryResult = Result<RecordMetadata, ProduceError>;
-
-/// Bytes of a zig-zag varint encoding `v`.
-pub(crate) fn varint_len(v: i32) -> usize {
-    let z = ((v << 1) ^ (v >> 31)) as u32;
-    (32 - z.leading_zeros() as usize).max(1).div_ceil(7)
-}
-
-/// Bytes of a zig-zag varlong encoding `v`.
-pub(crate) fn varlong_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
-}
-
-fn nullable_len(len: Option<usize>) -> usize {
-    match len {
-        None => 1,
-        Some(n) => varint_len(i32::try_from(n).unwrap_or(i32::MAX)) + n,
-    }
-}
 
 /// A record on its way into a batch: the application's handles, encoded into the batch's
 /// buffer by [`Batch::push`] and dropped right after.
@@ -64,67 +48,28 @@ pub(crate) struct RecordData {
     pub(crate) timestamp: i64,
 }
 
-impl RecordData {
-    /// Encoded size of the record without its length prefix, timestamp delta and offset delta.
-    fn body_len(&self) -> usize {
-        let mut n = 1; // attributes
-        n += nullable_len(self.key.as_ref().map(Bytes::len));
-        n += nullable_len(self.value.as_ref().map(Bytes::len));
-        n += varint_len(i32::try_from(self.headers.len()).unwrap_or(i32::MAX));
-        for h in &self.headers {
-            n += nullable_len(Some(h.key.len()));
-            n += nullable_len(h.value.as_ref().map(Bytes::len));
-        }
-        n
+impl RecordFields for RecordData {
+    #[inline]
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
     }
 
-    /// An upper bound of the record's encoded size wherever it lands in a batch: the
-    /// timestamp delta, offset delta and length prefix at their largest.
-    pub(crate) fn size_bound(&self) -> usize {
-        self.body_len() + 10 + 5 + 5
+    #[inline]
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
     }
 
-    /// The record's exact encoded size at `offset_delta` in a batch whose first timestamp is
-    /// `base_timestamp`.
-    pub(crate) fn size_at(&self, offset_delta: i32, base_timestamp: i64) -> usize {
-        let inner = self.inner_len(offset_delta, base_timestamp);
-        inner + varint_len(i32::try_from(inner).unwrap_or(i32::MAX))
+    #[inline]
+    fn timestamp(&self) -> i64 {
+        self.timestamp
     }
 
-    /// The size after the length prefix.
-    fn inner_len(&self, offset_delta: i32, base_timestamp: i64) -> usize {
-        self.body_len()
-            + varlong_len(self.timestamp.wrapping_sub(base_timestamp))
-            + varint_len(offset_delta)
-    }
-
-    /// Appends the record as Kafka's v2 format lays it out (exactly
-    /// [`size_at`](Self::size_at) bytes). Lengths were bounded by `check_size` (below
-    /// `max_request_size`, itself at most `i32::MAX`).
-    fn encode_into(&self, out: &mut Vec<u8>, offset_delta: i32, base_timestamp: i64) {
-        fn len_i32(n: usize) -> i32 {
-            i32::try_from(n).unwrap_or(i32::MAX)
-        }
-        fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-            match bytes {
-                None => put_varint(out, -1),
-                Some(b) => {
-                    put_varint(out, len_i32(b.len()));
-                    out.extend_from_slice(b);
-                }
-            }
-        }
-        put_varint(out, len_i32(self.inner_len(offset_delta, base_timestamp)));
-        out.push(0); // attributes
-        put_varlong(out, self.timestamp.wrapping_sub(base_timestamp));
-        put_varint(out, offset_delta);
-        put_nullable(out, self.key.as_deref());
-        put_nullable(out, self.value.as_deref());
-        put_varint(out, len_i32(self.headers.len()));
-        for h in &self.headers {
-            put_nullable(out, Some(h.key.as_bytes()));
-            put_nullable(out, h.value.as_deref());
-        }
+    #[inline]
+    fn headers(&self) -> impl Iterator<Item = NewHeader<'_>> {
+        self.headers.iter().map(|h| NewHeader {
+            key: &h.key,
+            value: h.value.as_deref(),
+        })
     }
 }
 
@@ -476,10 +421,8 @@ pub(crate) struct Batch {
     pub(crate) created: Instant,
     /// Exact uncompressed encoded size, batch header included.
     pub(crate) size: usize,
-    /// Timestamp of the first record (the batch's base timestamp).
-    base_timestamp: Option<i64>,
-    /// Largest record timestamp.
-    max_timestamp: i64,
+    /// The encoder's state: record count, offset deltas, timestamps.
+    state: BatchState,
     /// Capacity the buffer is allocated with at the first record (the accumulator's guess
     /// from the partition's previous batch).
     hint: usize,
@@ -492,8 +435,6 @@ pub(crate) struct Batch {
     /// No more records fit: it is ready regardless of linger.
     pub(crate) full: bool,
     pub(crate) payload: Payload,
-    /// Number of records.
-    count: usize,
     result: Arc<BatchResult>,
     /// The buffer memory it holds (its buffer's capacity), released when the batch is
     /// finished or dropped.
@@ -539,15 +480,13 @@ impl Batch {
             tp,
             created: now,
             size: BATCH_HEADER_SIZE,
-            base_timestamp: None,
-            max_timestamp: NO_TIMESTAMP,
+            state: BatchState::new(),
             hint: capacity,
             attempts: 0,
             last_error: None,
             retry_at: None,
             full: false,
             payload: Payload::Open(Vec::new()),
-            count: 0,
             memory: None,
             ticket: Some(Ticket {
                 id,
@@ -574,18 +513,21 @@ impl Batch {
 
     /// Number of records.
     pub(crate) fn record_count(&self) -> usize {
-        self.count
+        usize::try_from(self.state.record_count()).unwrap_or(0)
     }
 
-    /// The size the batch would have with `record` appended.
+    /// The size the batch would have with `record` appended (`usize::MAX` if it cannot take
+    /// it).
     pub(crate) fn size_with(&self, record: &RecordData) -> usize {
-        let delta = i32::try_from(self.count).unwrap_or(i32::MAX);
-        let base = self.base_timestamp.unwrap_or(record.timestamp);
-        self.size + record.size_at(delta, base)
+        self.state
+            .record_size(record)
+            .map_or(usize::MAX, |size| self.size.saturating_add(size))
     }
 
-    /// Encodes a record into the batch; returns where its result will be. `None` if the batch
-    /// is already encoded (never the case for the accumulator's open batches).
+    /// Encodes a record into the batch; returns where its result will be. Fails with
+    /// [`ProduceError::Closed`] if the batch is already encoded (never the case for the
+    /// accumulator's open batches), or with the encoder's error if the record cannot be
+    /// encoded (`check_size` rejects those first).
     ///
     /// The batch holds permits of `memory` for its buffer's capacity. `spare` is the memory
     /// the caller holds for this record (at least its size bound plus a batch header, so that
@@ -600,80 +542,86 @@ impl Batch {
         spare: &mut usize,
         memory: &Arc<Semaphore>,
         max_size: usize,
-    ) -> Option<RecordSlot> {
+    ) -> Result<RecordSlot, ProduceError> {
         let Payload::Open(buf) = &mut self.payload else {
-            return None;
+            return Err(ProduceError::Closed);
         };
-        let index = u32::try_from(self.count).ok()?;
-        let delta = i32::try_from(self.count).ok()?;
-        let base = self.base_timestamp.unwrap_or(record.timestamp);
-        let size = record.size_at(delta, base);
-        let needed = self.size + size;
-        let cap = buf.capacity();
-        if needed > cap {
-            let want = if cap == 0 {
-                self.hint.max(needed)
-            } else {
-                needed.max((cap + cap / 2).min(max_size.max(needed)))
-            };
-            // The first record takes an idle buffer of about that size if there is one.
-            let pooled = if cap == 0 {
-                self.pool.take(want, want.saturating_mul(2))
-            } else {
-                None
-            };
-            let want = pooled.as_ref().map_or(want, Vec::capacity);
-            let short = (want - cap).saturating_sub(*spare);
-            if short > 0 {
-                if let Some(more) = u32::try_from(short)
-                    .ok()
-                    .and_then(|n| memory.try_acquire_many(n).ok())
-                {
-                    more.forget();
-                    *spare += short;
-                }
-            }
-            // At least `needed`: `spare` covers the record and a header.
-            let grow_to = want.min(cap + *spare).max(needed);
-            if cap == 0 {
-                *buf = match pooled {
-                    Some(pooled) if pooled.capacity() <= grow_to => pooled,
-                    other => {
-                        if let Some(pooled) = other {
-                            self.pool.give(pooled);
-                        }
-                        Vec::with_capacity(grow_to)
-                    }
+        let index = u32::try_from(self.state.record_count()).map_err(|_| ProduceError::Closed)?;
+        let Batch {
+            size: batch_size,
+            hint,
+            pool,
+            memory: held,
+            ..
+        } = self;
+        // Measured once: the encoder hands the record's size to the closure, which makes the
+        // room (and pays for it) before the record is written.
+        let grow = |buf: &mut Vec<u8>, size: usize| {
+            let needed = *batch_size + size;
+            let cap = buf.capacity();
+            if needed > cap {
+                let want = if cap == 0 {
+                    (*hint).max(needed)
+                } else {
+                    needed.max((cap + cap / 2).min(max_size.max(needed)))
                 };
-                buf.extend_from_slice(&[0u8; BATCH_HEADER_SIZE]);
-            } else {
-                buf.reserve_exact(grow_to - buf.len());
+                // The first record takes an idle buffer of about that size if there is one.
+                let pooled = if cap == 0 {
+                    pool.take(want, want.saturating_mul(2))
+                } else {
+                    None
+                };
+                let want = pooled.as_ref().map_or(want, Vec::capacity);
+                let short = (want - cap).saturating_sub(*spare);
+                if short > 0 {
+                    if let Some(more) = u32::try_from(short)
+                        .ok()
+                        .and_then(|n| memory.try_acquire_many(n).ok())
+                    {
+                        more.forget();
+                        *spare += short;
+                    }
+                }
+                // At least `needed`: `spare` covers the record and a header.
+                let grow_to = want.min(cap + *spare).max(needed);
+                if cap == 0 {
+                    *buf = match pooled {
+                        Some(pooled) if pooled.capacity() <= grow_to => pooled,
+                        other => {
+                            if let Some(pooled) = other {
+                                pool.give(pooled);
+                            }
+                            Vec::with_capacity(grow_to)
+                        }
+                    };
+                    BatchState::write_header_space(buf);
+                } else {
+                    buf.reserve_exact(grow_to - buf.len());
+                }
+                let paid = (buf.capacity() - cap).min(*spare);
+                *spare -= paid;
+                let reserved = held.get_or_insert_with(|| Reserved {
+                    memory: Arc::clone(memory),
+                    permits: 0,
+                });
+                reserved.permits += paid;
             }
-            let paid = (buf.capacity() - cap).min(*spare);
-            *spare -= paid;
-            let reserved = self.memory.get_or_insert_with(|| Reserved {
-                memory: Arc::clone(memory),
-                permits: 0,
-            });
-            reserved.permits += paid;
-        }
-        record.encode_into(buf, delta, base);
-        debug_assert_eq!(buf.len(), needed, "size_at and encode_into agree");
-        let slot = RecordSlot {
+            *batch_size = needed;
+        };
+        self.state
+            .append_with(buf, record, grow)
+            .map_err(|e| ProduceError::Encode(Arc::new(e)))?;
+        debug_assert_eq!(
+            buf.len(),
+            self.size,
+            "the encoder wrote the size it measured"
+        );
+        Ok(RecordSlot {
             result: Arc::clone(&self.result),
             index,
             timestamp: record.timestamp,
             registered: None,
-        };
-        self.base_timestamp = Some(base);
-        self.max_timestamp = if self.count == 0 {
-            record.timestamp
-        } else {
-            self.max_timestamp.max(record.timestamp)
-        };
-        self.count += 1;
-        self.size = needed;
-        Some(slot)
+        })
     }
 
     /// The sequence of an encoded idempotent batch.
@@ -693,97 +641,68 @@ impl Batch {
     }
 
     /// Seals the batch as a v2 batch with `compression`, stamped with `identity` and
-    /// `base_sequence` when given: writes the header and the CRC in front of the records
-    /// (uncompressed: in place, no copy), or compresses the records into a second buffer.
-    /// Does nothing if already encoded.
+    /// `base_sequence` when both are given: writes the header and the CRC in front of the
+    /// records (uncompressed: in place, no copy), or compresses the records into a second
+    /// buffer. Does nothing if already encoded; on error the batch stays open.
     pub(crate) fn encode(
         &mut self,
         compression: Compression,
         identity: Option<ProducerIdentity>,
         base_sequence: Option<i32>,
     ) -> Result<(), EncodeError> {
-        /// First byte covered by the CRC, and where the CRC is (protocol notes §3.1).
-        const ATTRIBUTES: usize = 21;
-        const CRC: usize = 17;
-        /// Bytes before the part counted by the batch length.
-        const LOG_OVERHEAD: usize = 12;
         let Payload::Open(buf) = &mut self.payload else {
             return Ok(());
         };
-        let records = std::mem::take(buf);
-        let mut out = match compression {
-            Compression::None => records,
-            codec => {
+        let stamp = identity.zip(base_sequence);
+        let mut spec = BatchSpec {
+            compression,
+            ..BatchSpec::default()
+        };
+        if let Some((identity, sequence)) = stamp {
+            spec.producer_id = identity.producer_id;
+            spec.producer_epoch = identity.epoch;
+            spec.base_sequence = sequence;
+        }
+        let mut records = std::mem::take(buf);
+        if records.is_empty() {
+            // No record yet, so no buffer: an empty batch.
+            BatchState::write_header_space(&mut records);
+        }
+        let sealed = match compression {
+            Compression::None => self.state.seal(&spec, &mut records).map(|_| None),
+            _ => {
                 let body = records.get(BATCH_HEADER_SIZE..).unwrap_or_default();
                 let want = body.len() / 2 + BATCH_HEADER_SIZE + 64;
                 let mut out = self
                     .pool
                     .take(want, body.len() + BATCH_HEADER_SIZE + 64)
                     .unwrap_or_else(|| Vec::with_capacity(want));
-                out.extend_from_slice(&[0u8; BATCH_HEADER_SIZE]);
-                if let Err(error) = compression::compress(codec, body, &mut out) {
-                    self.pool.give(out);
-                    self.payload = Payload::Open(records);
-                    return Err(error.into());
+                match self.state.seal_compressed(&spec, body, &mut out) {
+                    Ok(_) => Ok(Some(out)),
+                    Err(error) => {
+                        self.pool.give(out);
+                        Err(error)
+                    }
                 }
-                self.pool.give(records);
-                out
             }
         };
-        let stamped = match (identity, base_sequence) {
-            (Some(_), Some(seq)) => Some(seq),
-            _ => None,
+        let out = match sealed {
+            Ok(None) => records,
+            Ok(Some(compressed)) => {
+                self.pool.give(records);
+                compressed
+            }
+            Err(error) => {
+                self.payload = Payload::Open(records);
+                return Err(error);
+            }
         };
-        let size = out.len();
-        let Ok(batch_length) = i32::try_from(size - LOG_OVERHEAD) else {
-            self.pool.give(out);
-            return Err(EncodeError::BatchTooLarge { size });
-        };
-        let count = i32::try_from(self.count).map_err(|_| EncodeError::TooManyRecords)?;
-        let header = BatchHeader {
-            base_offset: 0,
-            batch_length,
-            partition_leader_epoch: mephisto_wire::record::NO_PARTITION_LEADER_EPOCH,
-            magic: 2,
-            crc: 0,
-            attributes: compression.attribute_bits(),
-            last_offset_delta: (count - 1).max(0),
-            base_timestamp: self.base_timestamp.unwrap_or(NO_TIMESTAMP),
-            max_timestamp: if count > 0 {
-                self.max_timestamp
-            } else {
-                NO_TIMESTAMP
-            },
-            producer_id: identity.map_or(mephisto_wire::record::NO_PRODUCER_ID, |i| {
-                if stamped.is_some() {
-                    i.producer_id
-                } else {
-                    mephisto_wire::record::NO_PRODUCER_ID
-                }
-            }),
-            producer_epoch: identity.map_or(mephisto_wire::record::NO_PRODUCER_EPOCH, |i| {
-                if stamped.is_some() {
-                    i.epoch
-                } else {
-                    mephisto_wire::record::NO_PRODUCER_EPOCH
-                }
-            }),
-            base_sequence: stamped.unwrap_or(mephisto_wire::record::NO_SEQUENCE),
-            record_count: count,
-        };
-        if let Some(h) = out.first_chunk_mut::<BATCH_HEADER_SIZE>() {
-            header.encode(h);
-        }
-        let crc = crc32c::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
-        if let Some(dst) = out.get_mut(CRC..CRC + 4) {
-            dst.copy_from_slice(&crc.to_be_bytes());
-        }
         self.payload = Payload::Encoded {
             bytes: Bytes::from_owner(PooledBuf {
                 buf: out,
                 pool: Arc::clone(&self.pool),
             }),
-            base_sequence: stamped,
+            base_sequence: stamp.map(|(_, sequence)| sequence),
         };
         Ok(())
     }
@@ -825,36 +744,16 @@ impl Batch {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use mephisto_wire::record::{DecodeOptions, RecordBatches};
+    use mephisto_wire::record::{record_size_bound, DecodeOptions, RecordBatches};
     use std::future::Future;
     use std::task::Waker;
     use std::time::{Duration, Instant};
     use tokio::sync::Semaphore;
 
-    #[test]
-    fn varint_lengths() {
-        for (v, n) in [
-            (0, 1),
-            (-1, 1),
-            (63, 1),
-            (64, 2),
-            (-64, 1),
-            (-65, 2),
-            (i32::MAX, 5),
-            (i32::MIN, 5),
-        ] {
-            assert_eq!(varint_len(v), n, "{v}");
-        }
-        assert_eq!(varlong_len(0), 1);
-        assert_eq!(varlong_len(i64::MAX), 10);
-        assert_eq!(varlong_len(i64::MIN), 10);
-        assert_eq!(varlong_len(1_700_000_000_000), 6);
-    }
-
     /// Pushes `r` with the reservation `send` takes for it (its bound and a batch header),
     /// giving back what the batch did not keep.
     fn push_with(batch: &mut Batch, r: &RecordData, sem: &Arc<Semaphore>) -> Option<RecordSlot> {
-        let cost = r.size_bound() + BATCH_HEADER_SIZE;
+        let cost = record_size_bound(r).unwrap_or(0) + BATCH_HEADER_SIZE;
         let Ok(permit) = sem.try_acquire_many(cost as u32) else {
             panic!("permits")
         };
@@ -862,7 +761,7 @@ mod tests {
         let mut spare = cost;
         let slot = batch.push(r, &mut spare, sem, 1 << 20);
         sem.add_permits(spare);
-        slot
+        slot.ok()
     }
 
     fn record(key: &[u8], value: usize, ts: i64) -> RecordData {
@@ -884,8 +783,11 @@ mod tests {
         let mut batch = Batch::new(0, TopicPartition::new("t", 0), Instant::now(), &tracker);
         for (i, value) in [0usize, 5, 100, 300, 20_000].into_iter().enumerate() {
             let r = record(b"key", value, 1_700_000_000_000 + 1000 * i as i64);
-            assert!(r.size_at(i as i32, 1_700_000_000_000) <= r.size_bound());
+            let before = batch.size;
+            let predicted = batch.size_with(&r);
+            assert!(predicted - before <= record_size_bound(&r).unwrap_or(0));
             assert!(push_with(&mut batch, &r, &sem).is_some());
+            assert_eq!(batch.size, predicted, "size_with is exact");
         }
         let expected = batch.size;
         assert!(batch.encode(Compression::None, None, None).is_ok());

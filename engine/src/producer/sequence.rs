@@ -206,32 +206,17 @@ impl SequenceTracker {
     }
 }
 
-/// Rewrites the producer id, epoch and base sequence of an encoded v2 batch and its CRC.
+/// Rewrites the producer id, epoch and base sequence of an encoded v2 batch and its CRC
+/// (the wire crate's [`restamp_producer`](mephisto_wire::record::restamp_producer)).
 ///
 /// Returns `false` (leaving `batch` unchanged) if `batch` is shorter than a batch header.
 pub fn restamp(batch: &mut [u8], identity: ProducerIdentity, base_sequence: i32) -> bool {
-    // Offsets in the v2 header (protocol notes §3.1).
-    const CRC: usize = 17;
-    const ATTRIBUTES: usize = 21;
-    const PRODUCER_ID: usize = 43;
-    const PRODUCER_EPOCH: usize = 51;
-    const BASE_SEQUENCE: usize = 53;
-    if batch.len() < mephisto_wire::record::BATCH_HEADER_SIZE {
-        return false;
-    }
-    let mut put = |at: usize, bytes: &[u8]| {
-        if let Some(dst) = batch.get_mut(at..at + bytes.len()) {
-            dst.copy_from_slice(bytes);
-        }
-    };
-    put(PRODUCER_ID, &identity.producer_id.to_be_bytes());
-    put(PRODUCER_EPOCH, &identity.epoch.to_be_bytes());
-    put(BASE_SEQUENCE, &base_sequence.to_be_bytes());
-    let crc = crc32c::crc32c(batch.get(ATTRIBUTES..).unwrap_or_default());
-    if let Some(dst) = batch.get_mut(CRC..CRC + 4) {
-        dst.copy_from_slice(&crc.to_be_bytes());
-    }
-    true
+    mephisto_wire::record::restamp_producer(
+        batch,
+        identity.producer_id,
+        identity.epoch,
+        base_sequence,
+    )
 }
 
 #[cfg(test)]

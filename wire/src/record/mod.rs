@@ -12,7 +12,9 @@
 //! - [`control`]: control records (transaction markers) and the end-txn marker value.
 //! - [`aborted`]: [`AbortedTransactions`], the read_committed batch filter.
 //! - [`fetch`]: [`FetchRecords`], the data records of a fetch response (control/aborted skipped).
-//! - [`encode`]: [`BatchEncoder`] and [`BatchWriter`], which build v2 batches into a caller's buffer.
+//! - [`encode`]: [`BatchState`], the v2 encoder over a caller's buffer (records appended one at
+//!   a time, the batch sealed with its header and CRC), and [`BatchEncoder`] / [`BatchWriter`],
+//!   which build whole batches into a `Vec<u8>` with it.
 //!
 //! # Decoding
 //! ```
@@ -51,7 +53,8 @@ pub use batch::{DecodeOptions, RecordBatch, DEFAULT_MAX_BATCH_SIZE};
 pub use batches::RecordBatches;
 pub use control::{ControlError, ControlRecord, ControlRecordType, EndTxnMarker};
 pub use encode::{
-    BatchEncoder, BatchSpec, BatchWriter, EncodeError, EncodedBatch, NewHeader, NewRecord,
+    record_size_bound, restamp_producer, BatchEncoder, BatchSpec, BatchState, BatchWriter,
+    EncodeError, EncodedBatch, NewHeader, NewRecord, RecordFields,
 };
 pub use error::{BatchError, RecordError, RecordField};
 pub use fetch::FetchRecords;

@@ -118,13 +118,13 @@ impl<'a> Model<'a> {
                     .topics
                     .iter()
                     .filter(|t| counts.get(t.as_str()).is_some_and(|&c| p < c))
-                    .map(|t| (t.clone(), p))
+                    .map(|t| TopicPartition::new(t.as_str(), p))
                     .collect();
                 let changelogs: Vec<TopicPartition> = group
                     .changelogs
                     .iter()
                     .filter(|c| context.partitions_per_topic.get(*c).is_none_or(|&k| p < k))
-                    .map(|c| (c.clone(), p))
+                    .map(|c| TopicPartition::new(c.as_str(), p))
                     .collect();
                 for tp in &partitions {
                     by_partition.insert(tp.clone(), u);
@@ -179,7 +179,8 @@ impl<'a> Model<'a> {
             for (map, is_warmup) in [(&d.standby, false), (&d.warmup, true)] {
                 for (topic, partitions) in map {
                     for &p in partitions {
-                        if let Some(&u) = by_changelog.get(&(topic.clone(), p)) {
+                        if let Some(&u) = by_changelog.get(&TopicPartition::new(topic.as_str(), p))
+                        {
                             model.prev_standby[u][m] = true;
                             model.prev_warmup[u][m] |= is_warmup;
                             if is_warmup
@@ -256,15 +257,15 @@ fn decode(member: &MemberSubscription) -> Result<StandbySubscriptionData, Assign
 fn unit_lag(unit: &Unit, data: &StandbySubscriptionData, context: &AssignContext) -> u64 {
     unit.changelogs
         .iter()
-        .map(|(topic, p)| {
-            let Some(&end) = context.end_offsets.get(&(topic.clone(), *p)) else {
+        .map(|tp| {
+            let Some(&end) = context.end_offsets.get(tp) else {
                 return 0;
             };
             let end = u64::try_from(end).unwrap_or(0);
             let applied = data
                 .applied_offsets
-                .get(topic)
-                .and_then(|ps| ps.get(p))
+                .get(&*tp.topic)
+                .and_then(|ps| ps.get(&tp.partition))
                 .and_then(|&a| u64::try_from(a).ok());
             match applied {
                 Some(a) if a <= end => end - a,

@@ -95,10 +95,10 @@ pub(super) fn build_assignment(
 }
 
 fn add(map: &mut BTreeMap<String, Vec<i32>>, partitions: &[TopicPartition]) {
-    for (topic, p) in partitions {
-        let list = map.entry(topic.clone()).or_default();
-        if let Err(at) = list.binary_search(p) {
-            list.insert(at, *p);
+    for tp in partitions {
+        let list = map.entry(tp.topic.to_string()).or_default();
+        if let Err(at) = list.binary_search(&tp.partition) {
+            list.insert(at, tp.partition);
         }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::BrokerId;
-use mephisto_consumer_group::assignor::TopicPartition as GroupPartition;
 use mephisto_consumer_group::membership::{GroupEvent, PartitionSet};
 
 use super::state::{DriverState, Owned};
@@ -23,10 +22,6 @@ use crate::group::shared::Msg;
 const POSITIONS_RETRY: Duration = Duration::from_millis(200);
 /// Longest wait for the application to finish the records of revoked partitions.
 const DRAIN_MAX: Duration = Duration::from_secs(30);
-
-pub(super) fn engine_tp(tp: &GroupPartition) -> TopicPartition {
-    TopicPartition::new(tp.0.as_str(), tp.1)
-}
 
 /// Handles one member event.
 pub(super) fn on_event(st: &mut DriverState, now: Instant, event: GroupEvent) {
@@ -103,10 +98,9 @@ pub(super) fn on_event(st: &mut DriverState, now: Instant, event: GroupEvent) {
 fn stop_partitions(st: &mut DriverState, partitions: &PartitionSet, ownership: Ownership) {
     let mut active = st.shared.active();
     for tp in partitions {
-        let engine = engine_tp(tp);
-        st.shared.fetcher().unassign(&engine);
+        st.shared.fetcher().unassign(tp);
         if ownership == Ownership::Lost {
-            active.remove(&engine);
+            active.remove(tp);
         }
         st.awaiting.remove(tp);
         if let Some(owned) = st.owned.get(tp) {
@@ -125,14 +119,14 @@ pub(super) fn abandon_all(st: &mut DriverState) {
 
 /// Looks up the committed offsets of `partitions` after `delay`, at the coordinator known
 /// now.
-fn fetch_positions(st: &DriverState, partitions: Vec<(GroupPartition, u64)>, delay: Duration) {
+fn fetch_positions(st: &DriverState, partitions: Vec<(TopicPartition, u64)>, delay: Duration) {
     let shared = Arc::clone(&st.shared);
     let coordinator = st.member.coordinator().map(|c| BrokerId(c.node_id));
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let result = match coordinator {
             Some(broker) => {
-                let tps: Vec<GroupPartition> =
+                let tps: Vec<TopicPartition> =
                     partitions.iter().map(|(tp, _)| tp.clone()).collect();
                 offsets::fetch_committed(
                     shared.cluster(),
@@ -151,13 +145,13 @@ fn fetch_positions(st: &DriverState, partitions: Vec<(GroupPartition, u64)>, del
 /// Applies the committed offsets of newly assigned partitions (or retries the lookup).
 pub(super) fn on_positions(
     st: &mut DriverState,
-    partitions: Vec<(GroupPartition, u64)>,
-    result: Result<BTreeMap<GroupPartition, Option<i64>>, EngineError>,
+    partitions: Vec<(TopicPartition, u64)>,
+    result: Result<BTreeMap<TopicPartition, Option<i64>>, EngineError>,
 ) {
     let positions = match result {
         Ok(positions) => positions,
         Err(error) => {
-            let still: Vec<(GroupPartition, u64)> = partitions
+            let still: Vec<(TopicPartition, u64)> = partitions
                 .into_iter()
                 .filter(|(tp, token)| st.awaiting.get(tp) == Some(token))
                 .collect();
@@ -182,9 +176,8 @@ pub(super) fn on_positions(
         let committed = positions.get(&tp).copied().flatten();
         let start = committed.unwrap_or(0);
         let position = committed.map_or(reset, FetchPosition::Offset);
-        let engine = engine_tp(&tp);
         tracing::debug!(?tp, ?position, "fetching from");
-        if let Err(error) = st.shared.fetcher().assign(engine.clone(), position) {
+        if let Err(error) = st.shared.fetcher().assign(tp.clone(), position) {
             tracing::warn!(%error, "cannot assign in the fetcher");
             continue;
         }
@@ -193,13 +186,13 @@ pub(super) fn on_positions(
             continue;
         };
         let acks = Arc::new(PartitionAcks::new(
-            engine.clone(),
+            tp.clone(),
             start,
             capacity,
             Arc::clone(st.shared.counter()),
         ));
         if let Some(old) = st.owned.insert(
-            tp,
+            tp.clone(),
             Owned {
                 handle,
                 acks: Arc::clone(&acks),
@@ -208,15 +201,15 @@ pub(super) fn on_positions(
         ) {
             old.acks.set_ownership(Ownership::Lost);
         }
-        st.shared.active().insert(engine.clone(), Arc::clone(&acks));
+        st.shared.active().insert(tp.clone(), Arc::clone(&acks));
         if st.shared.partition_mode() {
-            match st.shared.fetcher().reader(&engine) {
+            match st.shared.fetcher().reader(&tp) {
                 Some(reader) => {
                     if !st.shared.hand_out(AssignedPartition::new(acks, reader)) {
-                        tracing::debug!(partition = %engine, "nobody takes assigned partitions");
+                        tracing::debug!(partition = %tp, "nobody takes assigned partitions");
                     }
                 }
-                None => tracing::warn!(partition = %engine, "assigned partition has no reader"),
+                None => tracing::warn!(partition = %tp, "assigned partition has no reader"),
             }
         }
     }
@@ -264,12 +257,8 @@ pub(super) fn settle_revocations(st: &mut DriverState, now: Instant) -> bool {
             let mut active = st.shared.active();
             for tp in &partitions {
                 if let Some(owned) = st.owned.remove(tp) {
-                    let engine = engine_tp(tp);
-                    if active
-                        .get(&engine)
-                        .is_some_and(|a| Arc::ptr_eq(a, &owned.acks))
-                    {
-                        active.remove(&engine);
+                    if active.get(tp).is_some_and(|a| Arc::ptr_eq(a, &owned.acks)) {
+                        active.remove(tp);
                     }
                 }
             }

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mephisto_consumer_group::assignor::TopicPartition as GroupPartition;
 use mephisto_consumer_group::membership::{GroupError, Member, PartitionSet};
 use mephisto_consumer_group::offsets::{CommitId, OffsetTracker, PartitionHandle};
 use tokio::sync::oneshot;
 
+use crate::fetcher::TopicPartition;
 use crate::group::acks::PartitionAcks;
 use crate::group::error::GroupConsumerError;
 use crate::group::shared::{Listener, Shared, Status};
@@ -42,11 +42,11 @@ pub(super) struct DriverState {
     pub(super) member: Member,
     pub(super) tracker: OffsetTracker,
     /// Partitions assigned in the fetcher and the tracker (committed position known).
-    pub(super) owned: BTreeMap<GroupPartition, Owned>,
+    pub(super) owned: BTreeMap<TopicPartition, Owned>,
     /// Assigned partitions waiting for their committed offsets (OffsetFetch), each with the
     /// token of the assignment it belongs to: a lookup answers only the assignment that
     /// started it (a partition revoked and assigned again needs a fresh lookup).
-    pub(super) awaiting: BTreeMap<GroupPartition, u64>,
+    pub(super) awaiting: BTreeMap<TopicPartition, u64>,
     /// Last token handed out.
     pub(super) assignment_token: u64,
     /// Revocations waiting for what is in processing to finish (or for the deadline), oldest
