@@ -1,4 +1,4 @@
-//! The development broker (`mephisto_engine::dev_broker`) against the engine's own clients and
+//! The development broker (`mephisto_dev_broker`) against the engine's own clients and
 //! against raw requests: topics, idempotent produce with every codec read back exactly once,
 //! auto-creation, long polling, out-of-range and retention, ListOffsets, the group coordinator
 //! (rebalances on join, leave and session expiry, MEMBER_ID_REQUIRED, static members), commits,
@@ -27,14 +27,13 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 use mephisto_engine::fetcher::{
     FetchPosition, Fetcher, FetcherConfig, OffsetReset, TopicPartition,
 };
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer};
 use mephisto_engine::producer::{Compression, Producer, ProducerConfig, ProducerRecord};
-use mephisto_engine::{
-    Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic, OffsetSpec,
-};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic, OffsetSpec};
 use mephisto_wire::messages::{decode_response, encode_request_frame};
 use mephisto_wire::record::{BatchEncoder, BatchSpec, NewRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -9,7 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use mephisto_engine::admin::is_topic_already_exists;
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-use mephisto_engine::{Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+
+#[cfg(feature = "dev-broker")]
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
+/// Without the `dev-broker` feature there is never a development broker to keep alive.
+#[cfg(not(feature = "dev-broker"))]
+type DevBroker = std::convert::Infallible;
 
 use tokio::sync::OnceCell;
 
@@ -35,19 +41,31 @@ pub struct Client {
     _dev_broker: Option<DevBroker>,
 }
 
+/// Starts the in-process development broker for `memory://`: its URL, and the handle to keep.
+#[cfg(feature = "dev-broker")]
+async fn start_dev_broker(partitions: i32) -> Result<(String, Option<DevBroker>), AppError> {
+    let config = DevBrokerConfig {
+        default_partitions: partitions,
+        ..DevBrokerConfig::default()
+    };
+    let broker = DevBroker::start(config)
+        .await
+        .map_err(|e| AppError::DevBroker(e.to_string()))?;
+    tracing::info!(url = %broker.url(), "started the in-process development broker");
+    Ok((broker.url(), Some(broker)))
+}
+
+/// `memory://` in a build without the `dev-broker` feature: an error.
+#[cfg(not(feature = "dev-broker"))]
+async fn start_dev_broker(_partitions: i32) -> Result<(String, Option<DevBroker>), AppError> {
+    Err(AppError::DevBrokerDisabled)
+}
+
 impl Client {
     /// Connects (starting the development broker for `memory://`).
     pub(crate) async fn connect(app_id: &str, settings: Settings) -> Result<Client, AppError> {
         let (url, dev) = if settings.broker.trim().starts_with(MEMORY_URL) {
-            let config = DevBrokerConfig {
-                default_partitions: settings.topic_partitions,
-                ..DevBrokerConfig::default()
-            };
-            let broker = DevBroker::start(config)
-                .await
-                .map_err(|e| AppError::DevBroker(e.to_string()))?;
-            tracing::info!(url = %broker.url(), "started the in-process development broker");
-            (broker.url(), Some(broker))
+            start_dev_broker(settings.topic_partitions).await?
         } else {
             (settings.broker.clone(), None)
         };

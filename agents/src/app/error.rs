@@ -50,6 +50,9 @@ pub enum AppError {
     /// The in-process development broker could not start.
     #[error("development broker: {0}")]
     DevBroker(String),
+    /// A `memory://` URL in a build without the `dev-broker` feature.
+    #[error("memory:// needs the in-process development broker, and this build of mephisto-agents has its `dev-broker` feature off")]
+    DevBrokerDisabled,
     /// The target agent or channel is closed.
     #[error("{0} is closed")]
     Closed(String),

@@ -7,8 +7,8 @@
 //! holds the returned `Arc`; when the last holder drops it, tansu is killed (a panicking test
 //! drops it while unwinding). A watchdog shell kills tansu too if the test process dies without
 //! unwinding. If `MEPHISTO_BROKER` is set, that broker is used instead and nothing is started.
-//! With `MEPHISTO_TEST_BROKER=dev`, the broker is the engine's own in-memory development broker
-//! ([`mephisto_engine::DevBroker`]), run on a thread of its own for the test binary.
+//! With `MEPHISTO_TEST_BROKER=dev`, the broker is Mephisto's in-memory development broker
+//! ([`mephisto_dev_broker::DevBroker`]), run on a thread of its own for the test binary.
 //!
 //! Without a tansu binary the tests fail (never skip) and say to run
 //! `scripts/install-peers.sh`.
@@ -69,10 +69,11 @@ fn start_dev() -> Broker {
             .build()
             .expect("dev broker runtime");
         runtime.block_on(async move {
-            let broker =
-                mephisto_engine::DevBroker::start(mephisto_engine::DevBrokerConfig::default())
-                    .await
-                    .expect("start the development broker");
+            let broker = mephisto_dev_broker::DevBroker::start(
+                mephisto_dev_broker::DevBrokerConfig::default(),
+            )
+            .await
+            .expect("start the development broker");
             let _ = addr_tx.send(broker.local_addr());
             let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
             broker.shutdown().await;

@@ -76,10 +76,12 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Run the in-memory development broker (not for production: use Apache Kafka, Redpanda
     /// or tansu there).
+    #[cfg(feature = "dev-broker")]
     DevBroker(DevBrokerArgs),
 }
 
 /// `dev-broker` options.
+#[cfg(feature = "dev-broker")]
 #[derive(Debug, Args)]
 pub struct DevBrokerArgs {
     /// Address to listen on (loopback by default).

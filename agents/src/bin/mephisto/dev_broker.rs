@@ -1,9 +1,9 @@
-//! `mephisto dev-broker`: runs the engine's in-memory development broker until SIGINT or
-//! SIGTERM, printing `MEPHISTO_BROKER=kafka://ADDR` once it listens.
+//! `mephisto dev-broker`: runs the in-memory development broker (`mephisto-dev-broker`) until
+//! SIGINT or SIGTERM, printing `MEPHISTO_BROKER=kafka://ADDR` once it listens.
 
 use std::time::Duration;
 
-use mephisto_engine::{DevBroker, DevBrokerConfig};
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 
 use crate::args::DevBrokerArgs;
 use crate::error::CliError;

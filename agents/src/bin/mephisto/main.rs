@@ -12,6 +12,8 @@
 //!   dev-broker [--listen 127.0.0.1:9092] [--partitions N] [--retention-bytes B] [--exit-after-ms T]
 //! ```
 //!
+//! `dev-broker` exists only with the `dev-broker` cargo feature (on by default).
+//!
 //! The broker comes from `--broker`, else `MEPHISTO_BROKER`, else `kafka://127.0.0.1:9092`.
 //! Every failure (bad arguments, an unreachable broker, a Kafka error) is one line on stderr
 //! and a non-zero exit status: 2 for bad arguments, 1 otherwise.
@@ -25,7 +27,10 @@
 
 mod args;
 mod consume;
+#[cfg(feature = "dev-broker")]
 mod dev_broker;
+// Without the dev broker, `CliError::DevBroker` is never built.
+#[cfg_attr(not(feature = "dev-broker"), allow(dead_code))]
 mod error;
 mod group;
 mod output;
@@ -85,6 +90,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         consume.check()?;
     }
     // The development broker needs no broker to talk to.
+    #[cfg(feature = "dev-broker")]
     if let Command::DevBroker(args) = cli.command {
         return dev_broker::run(args).await;
     }
@@ -108,6 +114,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Produce(produce) => produce::run(cluster, produce).await,
         Command::Consume(consume) => consume::run(cluster, consume).await,
+        #[cfg(feature = "dev-broker")]
         Command::DevBroker(_) => Ok(()),
     }
 }

@@ -16,9 +16,9 @@ use mephisto_wire::header::decode_request_header;
 use mephisto_wire::messages::{decode_request_kind, encode_response_kind};
 use tokio::sync::oneshot;
 
-use super::fetch::PendingFetch;
-use super::state::Shared;
-use super::{admin, fetch, group, offsets, produce};
+use crate::fetch::PendingFetch;
+use crate::state::Shared;
+use crate::{admin, fetch, group, offsets, produce};
 
 /// Every API the broker serves, with the versions it serves: `(api, min, max)`.
 ///
@@ -146,7 +146,8 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
             ResponseKind::ListOffsets(fetch::list_offsets(shared, &r, version))
         }
         RequestKind::JoinGroup(r) => {
-            return match group::join_group(shared, &r, version, &client_id) {
+            let joined = group::join_group(&mut shared.lock().groups, &r, version, &client_id);
+            return match joined {
                 Ok(response) => encode(&ResponseKind::JoinGroup(response), version, correlation_id),
                 Err(rx) => Reply::Deferred {
                     rx,
@@ -156,7 +157,8 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
             };
         }
         RequestKind::SyncGroup(r) => {
-            return match group::sync_group(shared, &r, version) {
+            let synced = group::sync_group(&mut shared.lock().groups, &r, version);
+            return match synced {
                 Ok(response) => encode(&ResponseKind::SyncGroup(response), version, correlation_id),
                 Err(rx) => Reply::Deferred {
                     rx,
@@ -165,14 +167,18 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
                 },
             };
         }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(shared, &r)),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(group::heartbeat(&mut shared.lock().groups, &r))
+        }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(group::leave_group(shared, &r, version))
+            ResponseKind::LeaveGroup(group::leave_group(&mut shared.lock().groups, &r, version))
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(group::describe_groups(shared, &r))
+            ResponseKind::DescribeGroups(group::describe_groups(&shared.lock().groups, &r))
         }
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(group::list_groups(shared, &r)),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(group::list_groups(&shared.lock().groups, &r))
+        }
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(offsets::offset_commit(shared, &r))
         }
@@ -284,7 +290,7 @@ mod tests {
     use mephisto_wire::record::{BatchEncoder, BatchSpec, NewRecord};
 
     use super::*;
-    use crate::dev_broker::DevBrokerConfig;
+    use crate::DevBrokerConfig;
 
     fn s(v: &str) -> StrBytes {
         StrBytes::from_string(v.to_owned())
@@ -484,12 +490,9 @@ mod tests {
     fn every_served_api_and_version_answers_with_a_decodable_response() {
         let config = DevBrokerConfig::default();
         let shared = Shared::new(config.clone(), config.listen);
-        shared.lock().create_topic(
-            "t",
-            2,
-            crate::dev_broker::log::Retention::bytes(1 << 20),
-            false,
-        );
+        shared
+            .lock()
+            .create_topic("t", 2, crate::log::Retention::bytes(1 << 20), false);
         let mut answered = 0;
         for &(api, min, max) in SERVED_APIS {
             let requests = requests(api);

@@ -31,8 +31,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
 
-use super::state::Shared;
-
 /// Shortest session timeout accepted.
 const MIN_SESSION_TIMEOUT_MS: i32 = 100;
 /// Longest session timeout accepted (Kafka's default `group.max.session.timeout.ms`).
@@ -445,18 +443,20 @@ fn versioned_join(mut response: JoinGroupResponse, version: i16) -> JoinGroupRes
 }
 
 /// Runs the timers of every group.
-pub(crate) fn tick(shared: &Shared, now: Instant) {
-    let mut state = shared.lock();
-    for group in state.groups.values_mut() {
+pub(crate) fn tick(groups: &mut Groups, now: Instant) {
+    for group in groups.values_mut() {
         group.tick(now);
     }
 }
 
 type Deferred = oneshot::Receiver<ResponseKind>;
 
+/// Every group by id (kept in the broker's shared state).
+pub(crate) type Groups = BTreeMap<String, Group>;
+
 /// JoinGroup: an answer now, or a receiver for the answer when the join phase completes.
 pub(crate) fn join_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &JoinGroupRequest,
     version: i16,
     client_id: &str,
@@ -484,11 +484,7 @@ pub(crate) fn join_group(
     let protocol_type = request.protocol_type.to_string();
     let instance_id = request.group_instance_id.as_ref().map(|i| i.to_string());
 
-    let mut state = shared.lock();
-    let group = state
-        .groups
-        .entry(request.group_id.to_string())
-        .or_default();
+    let group = groups.entry(request.group_id.to_string()).or_default();
     let existing = group.index(&member_id);
     if !group.supports(
         &protocol_type,
@@ -723,13 +719,12 @@ fn static_rejoin(
 /// SyncGroup: the member's assignment, now (stable group, or the leader's own sync) or when the
 /// leader sends it.
 pub(crate) fn sync_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &SyncGroupRequest,
     version: i16,
 ) -> Result<SyncGroupResponse, Deferred> {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let Some(group) = state.groups.get_mut(request.group_id.as_str()) else {
+    let Some(group) = groups.get_mut(request.group_id.as_str()) else {
         return Ok(sync_error(ResponseError::UnknownMemberId));
     };
     let member_id = request.member_id.to_string();
@@ -803,10 +798,9 @@ pub(crate) fn sync_group(
 }
 
 /// Heartbeat: keeps the session alive; REBALANCE_IN_PROGRESS tells the member to rejoin.
-pub(crate) fn heartbeat(shared: &Shared, request: &HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(groups: &mut Groups, request: &HeartbeatRequest) -> HeartbeatResponse {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let error = match state.groups.get_mut(request.group_id.as_str()) {
+    let error = match groups.get_mut(request.group_id.as_str()) {
         None => Some(ResponseError::UnknownMemberId),
         Some(group) => match group.check_member(
             request.member_id.as_str(),
@@ -833,13 +827,12 @@ pub(crate) fn heartbeat(shared: &Shared, request: &HeartbeatRequest) -> Heartbea
 
 /// LeaveGroup: one member (v0-v2) or a batch of members by id or instance id (v3+).
 pub(crate) fn leave_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let group = state.groups.get_mut(request.group_id.as_str());
+    let group = groups.get_mut(request.group_id.as_str());
     let leave = |group: Option<&mut Group>,
                  member_id: &str,
                  instance_id: Option<&StrBytes>|
@@ -890,16 +883,15 @@ pub(crate) fn leave_group(
 
 /// DescribeGroups: state, protocol and members of each group (Dead for unknown groups).
 pub(crate) fn describe_groups(
-    shared: &Shared,
+    groups: &Groups,
     request: &DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    let state = shared.lock();
-    let groups = request
+    let described = request
         .groups
         .iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone());
-            let Some(group) = state.groups.get(id.as_str()) else {
+            let Some(group) = groups.get(id.as_str()) else {
                 return described.with_group_state(s("Dead"));
             };
             let protocol = group.protocol.clone().unwrap_or_default();
@@ -932,14 +924,12 @@ pub(crate) fn describe_groups(
                 .with_members(members)
         })
         .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+    DescribeGroupsResponse::default().with_groups(described)
 }
 
 /// ListGroups: every group, filtered by state (v4+) when asked.
-pub(crate) fn list_groups(shared: &Shared, request: &ListGroupsRequest) -> ListGroupsResponse {
-    let state = shared.lock();
-    let groups = state
-        .groups
+pub(crate) fn list_groups(groups: &Groups, request: &ListGroupsRequest) -> ListGroupsResponse {
+    let listed = groups
         .iter()
         .filter(|(_, g)| {
             request.states_filter.is_empty()
@@ -955,7 +945,7 @@ pub(crate) fn list_groups(shared: &Shared, request: &ListGroupsRequest) -> ListG
                 .with_group_state(s(g.state.name()))
         })
         .collect();
-    ListGroupsResponse::default().with_groups(groups)
+    ListGroupsResponse::default().with_groups(listed)
 }
 
 /// The generation and membership a commit is checked against: `Ok` if it may commit.

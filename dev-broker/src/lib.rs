@@ -1,10 +1,13 @@
-//! An in-process, in-memory, Kafka-compatible broker for development and tests.
+//! Mephisto's development broker: an in-process, in-memory, Kafka-compatible broker for
+//! development and tests.
 //!
 //! [`DevBroker::start`] binds a loopback port and speaks the real Kafka wire protocol (through
 //! `mephisto-wire` and `kafka-protocol`), so any Kafka client can use it: Mephisto's engine,
 //! librdkafka, kafka-python. It is one broker (node 1) holding every partition, with nothing on
 //! disk. It is a development and test tool, not a production broker: use Apache Kafka, Redpanda
-//! or tansu in production.
+//! or tansu in production. Among Mephisto's crates it depends on `mephisto-wire` only; the
+//! `mephisto` CLI (`mephisto dev-broker`) and `memory://` app URLs use it behind the
+//! `dev-broker` feature of `mephisto-agents`.
 //!
 //! # What it serves
 //! ApiVersions, Metadata (auto-creating topics), CreateTopics, DeleteTopics, InitProducerId,
@@ -26,6 +29,8 @@
 //! a top-level error code, and closes the connection otherwise.
 //!
 //! # Layout
+//! - this file: [`DevBroker`] (start, address, shutdown), [`DevBrokerConfig`],
+//!   [`DevBrokerError`].
 //! - `handler`: request dispatch without a socket (the fuzzing entry point, public but hidden),
 //!   and the table of served APIs.
 //! - `server`: accept loop, per-connection request loop, timer task (group sessions and
@@ -36,8 +41,10 @@
 //!   DescribeConfigs.
 //! - `produce`: Produce and batch validation.
 //! - `fetch`: Fetch with long polling, ListOffsets.
-//! - `group`: the group coordinator.
+//! - `group`: the group coordinator (it works on the groups the caller locked in `state`).
 //! - `offsets`: OffsetCommit, OffsetFetch.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod admin;
 mod fetch;
