@@ -2,6 +2,7 @@
 //! [`Reply`] out. Owns the table of served APIs (exactly what ApiVersions advertises), the
 //! KIP-511 ApiVersions fallback, and what happens to requests that cannot be served: an error
 //! response where the response type has a top-level error code, otherwise a closed connection.
+//! Bytes after a request body are ignored, as Kafka's broker ignores them.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -13,7 +14,7 @@ use kafka_protocol::messages::{
 };
 use mephisto_wire::frame::{begin_frame, finish_frame};
 use mephisto_wire::header::decode_request_header;
-use mephisto_wire::messages::{decode_request_kind, encode_response_kind};
+use mephisto_wire::messages::{decode_request_kind_prefix, encode_response_kind};
 use tokio::sync::oneshot;
 
 use crate::fetch::PendingFetch;
@@ -99,8 +100,21 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
     if !(min..=max).contains(&version) {
         return Reply::Close;
     }
-    let request = match decode_request_kind(api, version, body) {
-        Ok(request) => request,
+    // Bytes after the body are ignored, as Kafka's broker ignores them (librdkafka 2.12+ sends
+    // Metadata v12 with three).
+    let mut body = body;
+    let request = match decode_request_kind_prefix(api, version, &mut body) {
+        Ok(request) => {
+            if !body.is_empty() {
+                tracing::debug!(
+                    ?api,
+                    version,
+                    trailing = body.len(),
+                    "dev broker: ignored trailing bytes"
+                );
+            }
+            request
+        }
         Err(error) => {
             tracing::debug!(?api, version, %error, "dev broker: malformed request");
             return match error_response(api, ResponseError::InvalidRequest.code()) {
@@ -483,6 +497,37 @@ mod tests {
                 InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
             )],
             _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bytes_after_a_request_body_are_ignored_as_kafka_does() {
+        let config = DevBrokerConfig::default();
+        let shared = Shared::new(config.clone(), config.listen);
+        shared
+            .lock()
+            .create_topic("t", 2, crate::log::Retention::bytes(1 << 20), false);
+        let request = RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic())),
+        ])));
+        // Flexible (v12, as librdkafka 2.12 sends it, three extra bytes) and not (v4).
+        for (version, extra) in [(12, &[0u8, 0, 0][..]), (4, &[1, 2][..])] {
+            let mut buf = BytesMut::new();
+            encode_request_kind(&mut buf, &request, version, 7, Some(&s("c"))).expect("encode");
+            buf.extend_from_slice(extra);
+            let Reply::Frame(frame) = handle_payload(&shared, buf.freeze()) else {
+                panic!("v{version}: an answer");
+            };
+            let decoded =
+                decode_response_payload(ApiKey::Metadata, version, frame.freeze().slice(4..))
+                    .unwrap_or_else(|e| panic!("v{version}: {e}"));
+            assert_eq!(decoded.correlation_id, 7);
+            let ResponseKind::Metadata(metadata) = decoded.body else {
+                panic!("v{version}: a Metadata response");
+            };
+            assert_eq!(metadata.topics.len(), 1);
+            assert_eq!(metadata.topics[0].error_code, 0);
+            assert_eq!(metadata.topics[0].partitions.len(), 2);
         }
     }
 

@@ -1088,6 +1088,41 @@ async fn malformed_requests_close_the_connection_and_others_are_still_served() {
     );
 }
 
+#[tokio::test]
+async fn bytes_after_a_request_body_are_ignored_as_kafka_does() {
+    let broker = broker().await;
+    let mut raw = Raw::connect(&broker).await;
+    // Metadata v12 with three bytes after the body, as librdkafka 2.12 sends it, then v4 with two.
+    for (version, extra) in [(12i16, &[0u8, 0, 0][..]), (4, &[1, 2][..])] {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(s("trailing"))))
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let mut buf = BytesMut::new();
+        encode_request_frame(
+            &mut buf,
+            &request,
+            version,
+            40 + i32::from(version),
+            None,
+            usize::MAX,
+        )
+        .expect("encode");
+        buf.extend_from_slice(extra);
+        let size = i32::try_from(buf.len() - 4).expect("small");
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        raw.stream.write_all(&buf).await.expect("write");
+        let response = raw.recv::<MetadataRequest>(version).await;
+        assert_eq!(response.topics.len(), 1, "v{version}");
+        assert_eq!(response.topics[0].error_code, 0, "v{version}");
+        assert_eq!(response.topics[0].partitions.len(), 1, "v{version}");
+    }
+    // The connection is still open and served.
+    let versions = raw.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(versions.error_code, 0);
+}
+
 fn produce_request(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
