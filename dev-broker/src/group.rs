@@ -9,7 +9,9 @@
 //! session timeout starts a rebalance; the others learn of it from REBALANCE_IN_PROGRESS on
 //! Heartbeat. v4+ first joins get MEMBER_ID_REQUIRED; static members (`group.instance.id`)
 //! rejoining with unchanged metadata take over their old slot without a rebalance, and the old
-//! member id is fenced. There is no initial rebalance delay.
+//! member id is fenced. The first join of an empty group waits `initial_rebalance_delay` (Kafka's
+//! `group.initial.rebalance.delay.ms`) for more members, again while new ones keep arriving, up
+//! to the rebalance timeout.
 //!
 //! JoinGroup and SyncGroup answers that must wait are sent through a oneshot channel each member
 //! holds while it waits.
@@ -105,6 +107,17 @@ impl Member {
     }
 }
 
+/// Kafka's `InitialDelayedJoin`: the join phase of an empty group ends when this delay expires
+/// with no member added meanwhile (or no rebalance time left), not when everyone has joined.
+#[derive(Debug, Clone, Copy)]
+struct InitialDelay {
+    until: Instant,
+    /// Rebalance time left for further extensions.
+    remaining: Duration,
+    /// Whether a member joined since the delay (re)started.
+    member_added: bool,
+}
+
 /// One consumer group.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -119,6 +132,10 @@ pub(crate) struct Group {
     /// Static members: instance id → member id.
     statics: BTreeMap<String, String>,
     rebalance_deadline: Option<Instant>,
+    /// The configured initial rebalance delay (set by every JoinGroup).
+    initial_rebalance_delay: Duration,
+    /// The initial delay of a join phase that started from Empty, while it runs.
+    initial_delay: Option<InitialDelay>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), Committed>,
 }
@@ -135,6 +152,8 @@ impl Default for Group {
             pending: BTreeMap::new(),
             statics: BTreeMap::new(),
             rebalance_deadline: None,
+            initial_rebalance_delay: Duration::ZERO,
+            initial_delay: None,
             offsets: BTreeMap::new(),
         }
     }
@@ -270,12 +289,21 @@ impl Group {
                 .max()
                 .unwrap_or_default();
             self.rebalance_deadline = Some(now + timeout);
+            let delay = self.initial_rebalance_delay;
+            if self.state == GroupState::Empty && !delay.is_zero() {
+                self.initial_delay = Some(InitialDelay {
+                    until: now + delay,
+                    remaining: timeout.saturating_sub(delay),
+                    member_added: false,
+                });
+            }
         }
         self.state = GroupState::PreparingRebalance;
     }
 
     fn check_join_complete(&mut self, now: Instant) {
         if self.state == GroupState::PreparingRebalance
+            && self.initial_delay.is_none()
             && self.pending.is_empty()
             && self.members.iter().all(|m| m.join.is_some())
         {
@@ -297,6 +325,7 @@ impl Group {
         }
         self.pending.clear();
         self.rebalance_deadline = None;
+        self.initial_delay = None;
         self.generation = self.generation.wrapping_add(1).max(1);
         if self.leader.as_ref().is_none_or(|l| self.index(l).is_none()) {
             self.leader = self.members.first().map(|m| m.id.clone());
@@ -415,6 +444,20 @@ impl Group {
             tracing::debug!(member = %self.members.get(i).map_or("", |m| m.id.as_str()), "dev broker: session expired");
             self.remove_member(i, now);
         }
+        if let Some(delay) = self.initial_delay.filter(|d| now >= d.until) {
+            if delay.member_added && !delay.remaining.is_zero() {
+                let next = self.initial_rebalance_delay.min(delay.remaining);
+                self.initial_delay = Some(InitialDelay {
+                    until: now + next,
+                    remaining: delay.remaining.saturating_sub(next),
+                    member_added: false,
+                });
+            } else if self.state == GroupState::PreparingRebalance {
+                self.complete_join(now);
+            } else {
+                self.initial_delay = None;
+            }
+        }
         if self.state == GroupState::PreparingRebalance
             && self.rebalance_deadline.is_some_and(|d| now >= d)
         {
@@ -460,6 +503,7 @@ pub(crate) fn join_group(
     request: &JoinGroupRequest,
     version: i16,
     client_id: &str,
+    initial_rebalance_delay: Duration,
 ) -> Result<JoinGroupResponse, Deferred> {
     let now = Instant::now();
     let member_id = request.member_id.to_string();
@@ -485,6 +529,7 @@ pub(crate) fn join_group(
     let instance_id = request.group_instance_id.as_ref().map(|i| i.to_string());
 
     let group = groups.entry(request.group_id.to_string()).or_default();
+    group.initial_rebalance_delay = initial_rebalance_delay;
     let existing = group.index(&member_id);
     if !group.supports(
         &protocol_type,
@@ -622,6 +667,9 @@ fn add_member(
     }
     if let Some(instance) = &instance_id {
         group.statics.insert(instance.clone(), id.clone());
+    }
+    if let Some(delay) = &mut group.initial_delay {
+        delay.member_added = true;
     }
     group.members.push(Member {
         id,

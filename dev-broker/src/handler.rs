@@ -160,7 +160,9 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
             ResponseKind::ListOffsets(fetch::list_offsets(shared, &r, version))
         }
         RequestKind::JoinGroup(r) => {
-            let joined = group::join_group(&mut shared.lock().groups, &r, version, &client_id);
+            let delay = shared.config.initial_rebalance_delay;
+            let joined =
+                group::join_group(&mut shared.lock().groups, &r, version, &client_id, delay);
             return match joined {
                 Ok(response) => encode(&ResponseKind::JoinGroup(response), version, correlation_id),
                 Err(rx) => Reply::Deferred {

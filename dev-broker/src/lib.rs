@@ -59,6 +59,7 @@ mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -79,6 +80,11 @@ pub struct DevBrokerConfig {
     pub retention_bytes: u64,
     /// Largest request accepted, in bytes; a larger one closes the connection. Default 100 MiB.
     pub max_request_bytes: usize,
+    /// Kafka's `group.initial.rebalance.delay.ms`: how long the first join of an empty group
+    /// waits for more members (extended by the same again while new members keep joining, up
+    /// to the rebalance timeout). Default 0, the value of the `server.properties` Kafka ships
+    /// for development; Kafka's built-in default is 3 s.
+    pub initial_rebalance_delay: Duration,
 }
 
 impl Default for DevBrokerConfig {
@@ -88,6 +94,7 @@ impl Default for DevBrokerConfig {
             default_partitions: 1,
             retention_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
+            initial_rebalance_delay: Duration::ZERO,
         }
     }
 }

@@ -648,6 +648,60 @@ async fn member_id_required_then_join_succeeds() {
 }
 
 #[tokio::test]
+async fn the_initial_rebalance_delay_gathers_the_first_members_into_one_generation() {
+    let broker = broker_with(DevBrokerConfig {
+        initial_rebalance_delay: Duration::from_millis(600),
+        ..DevBrokerConfig::default()
+    })
+    .await;
+    let mut a = Raw::connect(&broker).await;
+    let mut b = Raw::connect(&broker).await;
+    let started = Instant::now();
+    a.send_only(&join("g-delay", "", None, 10_000, b"a"), 3)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B joins within A's delay: the delay starts again (Kafka's InitialDelayedJoin), and both
+    // are in generation 1.
+    b.send_only(&join("g-delay", "", None, 10_000, b"b"), 3)
+        .await;
+    let join_a = a.recv::<JoinGroupRequest>(3).await;
+    let join_b = b.recv::<JoinGroupRequest>(3).await;
+    let waited = started.elapsed();
+    assert_eq!((join_a.error_code, join_b.error_code), (0, 0));
+    assert_eq!((join_a.generation_id, join_b.generation_id), (1, 1));
+    assert_eq!(join_a.leader, join_a.member_id, "the first joiner leads");
+    assert_eq!(join_a.members.len(), 2);
+    assert!(
+        waited >= Duration::from_millis(1100),
+        "joined after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "joined after {waited:?}");
+    // A rejoin of the settled group is not delayed.
+    let mut c = Raw::connect(&broker).await;
+    let started = Instant::now();
+    let join_c = c.call(&join("g-delay-2", "", None, 10_000, b"c"), 3).await;
+    assert_eq!((join_c.error_code, join_c.generation_id), (0, 1));
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let sync_c = c
+        .call(&sync("g-delay-2", &join_c.member_id, None, 1, vec![]), 3)
+        .await;
+    assert_eq!(sync_c.error_code, 0);
+    let started = Instant::now();
+    let again = c
+        .call(
+            &join("g-delay-2", &join_c.member_id, None, 10_000, b"c2"),
+            3,
+        )
+        .await;
+    assert_eq!((again.error_code, again.generation_id), (0, 2));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_member_that_stops_heartbeating_is_expired_and_the_group_rebalances() {
     let broker = broker().await;
     let mut a = Raw::connect(&broker).await;

@@ -14,6 +14,7 @@ pub async fn run(args: DevBrokerArgs) -> Result<(), CliError> {
         listen: args.listen,
         default_partitions: args.partitions,
         retention_bytes: args.retention_bytes,
+        initial_rebalance_delay: Duration::from_millis(args.initial_rebalance_delay_ms),
         ..DevBrokerConfig::default()
     };
     let broker = DevBroker::start(config)

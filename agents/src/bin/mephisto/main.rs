@@ -10,6 +10,7 @@
 //!                 [--group G [--assignor range|roundrobin|cooperative-sticky]
 //!                  [--session-timeout-ms T] [--instance-id ID]]
 //!   dev-broker [--listen 127.0.0.1:9092] [--partitions N] [--retention-bytes B] [--exit-after-ms T]
+//!              [--initial-rebalance-delay-ms T]
 //! ```
 //!
 //! `dev-broker` exists only with the `dev-broker` cargo feature (on by default).
