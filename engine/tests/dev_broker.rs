@@ -34,6 +34,7 @@ use mephisto_engine::fetcher::{
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer};
 use mephisto_engine::producer::{Compression, Producer, ProducerConfig, ProducerRecord};
 use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic, OffsetSpec};
+use mephisto_test_support::wait_until_async;
 use mephisto_wire::messages::{decode_response, encode_request_frame};
 use mephisto_wire::record::{BatchEncoder, BatchSpec, NewRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -570,14 +571,6 @@ fn keep_polling(member: Arc<GroupConsumer>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     let broker = broker().await;
@@ -598,7 +591,7 @@ async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     let pa = keep_polling(Arc::clone(&a));
     let pb = keep_polling(Arc::clone(&b));
     let started = Instant::now();
-    wait_for("split 2/2", Duration::from_secs(20), || {
+    wait_until_async("split 2/2", Duration::from_secs(20), || {
         a.assignment().len() == 2 && b.assignment().len() == 2
     })
     .await;
@@ -613,7 +606,7 @@ async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     b.close().await.expect("b leaves");
     pb.abort();
     let left = Instant::now();
-    wait_for("survivor owns all", Duration::from_secs(20), || {
+    wait_until_async("survivor owns all", Duration::from_secs(20), || {
         a.assignment().len() == 4
     })
     .await;
@@ -1346,7 +1339,7 @@ async fn cooperative_sticky_members_join_one_by_one_and_read_everything_once() {
             d.await.expect("delivered");
         }
         let share = 6 / n;
-        wait_for(
+        wait_until_async(
             &format!("{n} members balanced"),
             Duration::from_secs(30),
             || members.iter().all(|m| m.assignment().len() == share),
@@ -1362,7 +1355,7 @@ async fn cooperative_sticky_members_join_one_by_one_and_read_everything_once() {
         .map(|m| m.generation().expect("joined").1)
         .collect();
     assert_eq!(generations.len(), 1, "one generation: {generations:?}");
-    wait_for("every record read", Duration::from_secs(30), || {
+    wait_until_async("every record read", Duration::from_secs(30), || {
         seen.lock().unwrap().len() == 300
     })
     .await;
