@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 cargo test --workspace --locked "$@"
-# The engine's and agents' integration tests again, on the engine's in-process development
-# broker instead of tansu (support code starts it when MEPHISTO_TEST_BROKER=dev).
+# The engine's and agents' integration tests again, on the in-process development broker
+# (mephisto-dev-broker) instead of tansu (support code starts it when MEPHISTO_TEST_BROKER=dev).
 MEPHISTO_TEST_BROKER=dev cargo test --locked -p mephisto-engine -p mephisto-agents --tests "$@"

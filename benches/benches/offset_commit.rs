@@ -27,8 +27,6 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +37,7 @@ use kafka_protocol::messages::offset_commit_request::{
 };
 use kafka_protocol::messages::{ApiKey, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use mephisto_benches::tansu::{BoxError, Tansu};
 use mephisto_consumer_group::assignor::TopicPartition;
 use mephisto_consumer_group::offsets::{CommitConfig, OffsetTracker, PartitionHandle};
 use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
@@ -48,8 +47,6 @@ use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic, Purpose};
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const ACK_PARTITIONS: i32 = 64;
 const ACKS_PER_PARTITION: i64 = 1024;
@@ -285,72 +282,6 @@ fn bench_encode(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 // Round trip against tansu.
 
-/// A tansu broker started for this run; killed on drop.
-struct Tansu {
-    url: String,
-    bootstrap: String,
-    child: Child,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tansu {
-    /// Starts tansu (in-memory storage) as `scripts/tansu.sh` does and waits until Mephisto
-    /// can connect to it (at most 20 s).
-    fn start(rt: &tokio::runtime::Runtime) -> Result<Self, BoxError> {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        let bin = std::env::var_os("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".tools/bin/tansu"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let listen = format!("tcp://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("offset-commit-tansu-{port}.log"));
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &listen])
-            .args(["--advertised-listener-url", &listen])
-            .args([
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "mephisto",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {} ({e})", bin.display()))?;
-        let tansu = Tansu {
-            url: format!("kafka://127.0.0.1:{port}"),
-            bootstrap: format!("127.0.0.1:{port}"),
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let config = ClientConfig::from_url(&tansu.url)?
-                .with_connect_timeout(Duration::from_secs(1))
-                .with_request_timeout(Duration::from_secs(2));
-            if rt.block_on(Cluster::connect(config)).is_ok() {
-                return Ok(tansu);
-            }
-            if Instant::now() >= deadline {
-                return Err("tansu did not come up within 20 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
 /// Everything the round-trip benches need, set up once.
 struct RoundTrip {
     group: GroupConsumer,
@@ -375,7 +306,7 @@ fn group_config(group: &str) -> GroupConfig {
 }
 
 fn setup_round_trip(rt: &tokio::runtime::Runtime) -> Result<RoundTrip, BoxError> {
-    let tansu = Tansu::start(rt)?;
+    let tansu = Tansu::start(rt, "offset-commit")?;
     let topic = format!("offset-commit-{}", std::process::id());
     let (group, cluster, coordinator, member, offsets) = rt.block_on(async {
         let cluster = Cluster::connect(ClientConfig::from_url(&tansu.url)?).await?;

@@ -1,4 +1,4 @@
-//! Mephisto's engine: the only crate that opens sockets.
+//! Mephisto's engine: the client's only crate that opens sockets.
 //!
 //! # Layout
 //! - [`config`]: [`ClientConfig`], bootstrap brokers, timeouts, backoff, limits.
@@ -15,9 +15,9 @@
 //! - [`fetcher`]: long-poll Fetch per leader broker, a bounded prefetch buffer, offset reset,
 //!   read_committed; yields `Bytes`-backed batches with no copy per record.
 //! - [`group`]: [`GroupConsumer`](group::GroupConsumer), a consumer-group member (classic protocol).
-//! - [`dev_broker`]: [`DevBroker`], an in-memory Kafka-compatible broker for development and tests.
 //!
-//! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`].
+//! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`]. The
+//! in-memory development broker is its own crate, `mephisto-dev-broker`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -27,7 +27,6 @@ pub mod broker_url;
 pub mod cluster;
 pub mod config;
 pub mod connection;
-pub mod dev_broker;
 pub mod error;
 pub mod fetcher;
 pub mod group;
@@ -37,6 +36,5 @@ pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use broker_url::BrokerAddr;
 pub use cluster::{Cluster, Purpose, Response};
 pub use config::ClientConfig;
-pub use dev_broker::{DevBroker, DevBrokerConfig, DevBrokerError};
 pub use error::{EngineError, KafkaError};
 pub use kafka_protocol::messages::BrokerId;

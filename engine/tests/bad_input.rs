@@ -638,25 +638,12 @@ async fn the_cluster_reconnects_after_a_bad_frame() {
 // ---------------------------------------------------------------------------------------------
 // Unreachable leader.
 
-/// A loopback listener that accepts connections and never sends a byte.
-async fn silent_listener() -> (String, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (addr, task)
-}
-
 #[tokio::test]
 async fn an_unreachable_leader_is_a_typed_error_within_the_timeouts() {
     count_panics();
     let refused = format!("127.0.0.1:{}", support::free_port());
-    let (silent, silent_task) = silent_listener().await;
-    for (what, leader) in [("refused", refused), ("silent", silent)] {
+    let silent = support::fake::SilentListener::start().await;
+    for (what, leader) in [("refused", refused), ("silent", silent.addr.clone())] {
         let fake = Fake::start(
             World {
                 leader: Some(leader.clone()),
@@ -726,7 +713,7 @@ async fn an_unreachable_leader_is_a_typed_error_within_the_timeouts() {
         );
         producer.close().await;
     }
-    silent_task.abort();
+    drop(silent);
     assert_no_panic();
 }
 

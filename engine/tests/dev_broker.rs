@@ -1,4 +1,4 @@
-//! The development broker (`mephisto_engine::dev_broker`) against the engine's own clients and
+//! The development broker (`mephisto_dev_broker`) against the engine's own clients and
 //! against raw requests: topics, idempotent produce with every codec read back exactly once,
 //! auto-creation, long polling, out-of-range and retention, ListOffsets, the group coordinator
 //! (rebalances on join, leave and session expiry, MEMBER_ID_REQUIRED, static members), commits,
@@ -27,14 +27,14 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 use mephisto_engine::fetcher::{
     FetchPosition, Fetcher, FetcherConfig, OffsetReset, TopicPartition,
 };
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer};
 use mephisto_engine::producer::{Compression, Producer, ProducerConfig, ProducerRecord};
-use mephisto_engine::{
-    Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic, OffsetSpec,
-};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic, OffsetSpec};
+use mephisto_test_support::wait_until_async;
 use mephisto_wire::messages::{decode_response, encode_request_frame};
 use mephisto_wire::record::{BatchEncoder, BatchSpec, NewRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -571,14 +571,6 @@ fn keep_polling(member: Arc<GroupConsumer>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     let broker = broker().await;
@@ -599,7 +591,7 @@ async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     let pa = keep_polling(Arc::clone(&a));
     let pb = keep_polling(Arc::clone(&b));
     let started = Instant::now();
-    wait_for("split 2/2", Duration::from_secs(20), || {
+    wait_until_async("split 2/2", Duration::from_secs(20), || {
         a.assignment().len() == 2 && b.assignment().len() == 2
     })
     .await;
@@ -614,7 +606,7 @@ async fn two_group_consumers_split_partitions_and_the_survivor_takes_all() {
     b.close().await.expect("b leaves");
     pb.abort();
     let left = Instant::now();
-    wait_for("survivor owns all", Duration::from_secs(20), || {
+    wait_until_async("survivor owns all", Duration::from_secs(20), || {
         a.assignment().len() == 4
     })
     .await;
@@ -646,6 +638,60 @@ async fn member_id_required_then_join_succeeds() {
     let old = raw.call(&join("g-mir-v3", "", None, 10_000, b"m"), 3).await;
     assert_eq!(old.error_code, 0);
     assert_eq!(old.generation_id, 1);
+}
+
+#[tokio::test]
+async fn the_initial_rebalance_delay_gathers_the_first_members_into_one_generation() {
+    let broker = broker_with(DevBrokerConfig {
+        initial_rebalance_delay: Duration::from_millis(600),
+        ..DevBrokerConfig::default()
+    })
+    .await;
+    let mut a = Raw::connect(&broker).await;
+    let mut b = Raw::connect(&broker).await;
+    let started = Instant::now();
+    a.send_only(&join("g-delay", "", None, 10_000, b"a"), 3)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // B joins within A's delay: the delay starts again (Kafka's InitialDelayedJoin), and both
+    // are in generation 1.
+    b.send_only(&join("g-delay", "", None, 10_000, b"b"), 3)
+        .await;
+    let join_a = a.recv::<JoinGroupRequest>(3).await;
+    let join_b = b.recv::<JoinGroupRequest>(3).await;
+    let waited = started.elapsed();
+    assert_eq!((join_a.error_code, join_b.error_code), (0, 0));
+    assert_eq!((join_a.generation_id, join_b.generation_id), (1, 1));
+    assert_eq!(join_a.leader, join_a.member_id, "the first joiner leads");
+    assert_eq!(join_a.members.len(), 2);
+    assert!(
+        waited >= Duration::from_millis(1100),
+        "joined after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "joined after {waited:?}");
+    // A rejoin of the settled group is not delayed.
+    let mut c = Raw::connect(&broker).await;
+    let started = Instant::now();
+    let join_c = c.call(&join("g-delay-2", "", None, 10_000, b"c"), 3).await;
+    assert_eq!((join_c.error_code, join_c.generation_id), (0, 1));
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    let sync_c = c
+        .call(&sync("g-delay-2", &join_c.member_id, None, 1, vec![]), 3)
+        .await;
+    assert_eq!(sync_c.error_code, 0);
+    let started = Instant::now();
+    let again = c
+        .call(
+            &join("g-delay-2", &join_c.member_id, None, 10_000, b"c2"),
+            3,
+        )
+        .await;
+    assert_eq!((again.error_code, again.generation_id), (0, 2));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -1089,6 +1135,41 @@ async fn malformed_requests_close_the_connection_and_others_are_still_served() {
     );
 }
 
+#[tokio::test]
+async fn bytes_after_a_request_body_are_ignored_as_kafka_does() {
+    let broker = broker().await;
+    let mut raw = Raw::connect(&broker).await;
+    // Metadata v12 with three bytes after the body, as librdkafka 2.12 sends it, then v4 with two.
+    for (version, extra) in [(12i16, &[0u8, 0, 0][..]), (4, &[1, 2][..])] {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(TopicName(s("trailing"))))
+            ]))
+            .with_allow_auto_topic_creation(true);
+        let mut buf = BytesMut::new();
+        encode_request_frame(
+            &mut buf,
+            &request,
+            version,
+            40 + i32::from(version),
+            None,
+            usize::MAX,
+        )
+        .expect("encode");
+        buf.extend_from_slice(extra);
+        let size = i32::try_from(buf.len() - 4).expect("small");
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        raw.stream.write_all(&buf).await.expect("write");
+        let response = raw.recv::<MetadataRequest>(version).await;
+        assert_eq!(response.topics.len(), 1, "v{version}");
+        assert_eq!(response.topics[0].error_code, 0, "v{version}");
+        assert_eq!(response.topics[0].partitions.len(), 1, "v{version}");
+    }
+    // The connection is still open and served.
+    let versions = raw.call(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(versions.error_code, 0);
+}
+
 fn produce_request(topic: &str, acks: i16, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(acks)
@@ -1258,7 +1339,7 @@ async fn cooperative_sticky_members_join_one_by_one_and_read_everything_once() {
             d.await.expect("delivered");
         }
         let share = 6 / n;
-        wait_for(
+        wait_until_async(
             &format!("{n} members balanced"),
             Duration::from_secs(30),
             || members.iter().all(|m| m.assignment().len() == share),
@@ -1274,7 +1355,7 @@ async fn cooperative_sticky_members_join_one_by_one_and_read_everything_once() {
         .map(|m| m.generation().expect("joined").1)
         .collect();
     assert_eq!(generations.len(), 1, "one generation: {generations:?}");
-    wait_for("every record read", Duration::from_secs(30), || {
+    wait_until_async("every record read", Duration::from_secs(30), || {
         seen.lock().unwrap().len() == 300
     })
     .await;

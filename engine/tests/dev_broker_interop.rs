@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord};
-use mephisto_engine::{Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
 
 const PEERS: [&str; 2] = ["confluent-kafka", "kafka-python"];
 

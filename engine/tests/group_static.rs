@@ -5,7 +5,7 @@
 //! - tansu (started by `support`), which keeps the group as it is across the restart: the
 //!   restarted member gets its member id, generation and partitions back (about 8 s after
 //!   the restart with a 10 s session timeout), the other member sees nothing;
-//! - the engine's in-process development broker (`DevBroker`), which does as Kafka: the
+//! - the in-process development broker (`mephisto_dev_broker::DevBroker`), which does as Kafka: the
 //!   restarted member gets a new member id but the same generation and its partitions back.
 //!
 //! Each broker also runs the same restart with a dynamic member dropped without LeaveGroup,
@@ -21,9 +21,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 use mephisto_engine::fetcher::{FetcherConfig, OffsetReset};
 use mephisto_engine::group::{AssignorKind, GroupConfig, GroupConsumer, PartitionSet};
-use mephisto_engine::{Admin, ClientConfig, Cluster, DevBroker, DevBrokerConfig, NewTopic};
+use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
 
 const PARTITIONS: i32 = 4;
 

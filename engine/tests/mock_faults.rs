@@ -37,6 +37,7 @@ use mephisto_engine::producer::{
     Delivery, ProduceError, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };
 use mephisto_engine::{Admin, ClientConfig, Cluster, EngineError, OffsetSpec, Purpose};
+use mephisto_test_support::wait_until_async;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
@@ -391,12 +392,9 @@ fn leader_of(cluster: &Cluster, topic: &str, partition: i32) -> i32 {
 }
 
 /// Waits (at most 10 s) until `cond` holds.
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+/// Waits at most 10 s for `cond`.
+async fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_async(what, Duration::from_secs(10), cond).await
 }
 
 // ---------------------------------------------------------------------------------------------

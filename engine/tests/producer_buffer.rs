@@ -1,74 +1,28 @@
 //! The producer's bounded buffer against a real broker that stops answering: a private tansu
-//! (same command line as `scripts/tansu.sh`) is frozen with SIGSTOP, so Produce requests hang
+//! (`mephisto_test_support::tansu`) is frozen with SIGSTOP, so Produce requests hang
 //! on open connections. `enqueue` must then block once `buffer_memory` is used up, never queue
 //! more than the budget holds, and resume when the broker is thawed (SIGCONT).
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord};
 use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+use mephisto_test_support::Broker;
 
-/// A private tansu, killed on drop (also when frozen).
-struct Tansu {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Tansu {
-    fn start() -> Tansu {
-        let bin = std::env::var("TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/tansu")
-            });
-        assert!(
-            bin.is_file(),
-            "no tansu at {}: run scripts/install-peers.sh",
-            bin.display()
-        );
-        let port = support::free_port();
-        let listen = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&bin)
-            .args(["broker", "--listener-url", &listen])
-            .args(["--advertised-listener-url", &listen])
-            .args([
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "mephisto",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        Tansu {
-            child,
-            url: format!("kafka://127.0.0.1:{port}"),
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap_or_else(|e| panic!("kill {signal}: {e}"));
-        assert!(status.success(), "kill {signal} failed");
-    }
+/// Sends `signal` (`-STOP`, `-CONT`) to the broker process.
+fn signal(tansu: &Broker, signal: &str) {
+    let pid = tansu.pid().expect("a tansu process of our own");
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("kill {signal}: {e}"));
+    assert!(status.success(), "kill {signal} failed");
 }
 
 async fn connect(url: &str) -> Cluster {
@@ -76,22 +30,16 @@ async fn connect(url: &str) -> Cluster {
         .unwrap_or_else(|e| panic!("{e}"))
         .with_request_timeout(Duration::from_secs(60))
         .with_connect_timeout(Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match Cluster::connect(config.clone()).await {
-            Ok(cluster) => return cluster,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("tansu did not come up at {url}: {e}"),
-        }
-    }
+    // `tansu()` returned once it answered ApiVersions.
+    Cluster::connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("tansu at {url}: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_blocks_within_the_buffer_while_the_broker_is_frozen() {
-    let tansu = Tansu::start();
+    // A private tansu (never MEPHISTO_BROKER's): this test freezes it.
+    let tansu = mephisto_test_support::tansu();
     let cluster = connect(&tansu.url).await;
     let topic = support::unique_topic("prod-buffer");
     Admin::new(cluster.clone())
@@ -118,7 +66,7 @@ async fn send_blocks_within_the_buffer_while_the_broker_is_frozen() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(producer.available_memory(), buffer_memory);
 
-    tansu.signal("-STOP");
+    signal(&tansu, "-STOP");
     let total = 2000usize;
     let queued = Arc::new(AtomicUsize::new(0));
     let task = {
@@ -164,7 +112,7 @@ async fn send_blocks_within_the_buffer_while_the_broker_is_frozen() {
         producer.available_memory()
     );
 
-    tansu.signal("-CONT");
+    signal(&tansu, "-CONT");
     let deliveries = match tokio::time::timeout(Duration::from_secs(60), task).await {
         Ok(Ok(Ok(d))) => d,
         other => panic!("producing did not resume: {other:?}"),

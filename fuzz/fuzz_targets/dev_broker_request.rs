@@ -1,4 +1,4 @@
-//! The development broker's request handling (`mephisto_engine::dev_broker::handler`) on
+//! The development broker's request handling (`mephisto_dev_broker::handler`) on
 //! arbitrary bytes, for every API it serves, with no socket.
 //!
 //! Byte 0 selects the mode:
@@ -29,9 +29,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use libfuzzer_sys::fuzz_target;
-use mephisto_engine::dev_broker::handler::{handle, handle_payload, Reply, SERVED_APIS};
-use mephisto_engine::dev_broker::Shared;
-use mephisto_engine::DevBrokerConfig;
+use mephisto_dev_broker::handler::{handle, handle_payload, Reply, SERVED_APIS};
+use mephisto_dev_broker::{DevBrokerConfig, Shared};
 use mephisto_wire::messages::encode_request;
 
 const TOPICS: [&str; 2] = ["fuzz", "fuzz-compact"];

@@ -32,10 +32,10 @@ use mephisto_wire::header::{
     HeaderError,
 };
 use mephisto_wire::messages::{
-    check_correlation_id, decode_request, decode_request_kind, decode_response,
-    decode_response_kind, decode_response_payload, encode_request, encode_request_frame,
-    encode_request_kind, encode_response, encode_response_frame, encode_response_kind,
-    message_versions, Direction, MessageError,
+    check_correlation_id, decode_request, decode_request_kind, decode_request_kind_prefix,
+    decode_response, decode_response_kind, decode_response_payload, encode_request,
+    encode_request_frame, encode_request_kind, encode_response, encode_response_frame,
+    encode_response_kind, message_versions, Direction, MessageError,
 };
 use mephisto_wire::versions::MEPHISTO_APIS;
 use proptest::collection::{btree_map, vec};
@@ -1167,6 +1167,39 @@ fn trailing_bytes_are_refused() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_broker_may_decode_a_request_body_and_leave_what_follows() {
+    let request = MetadataRequest::default().with_allow_auto_topic_creation(true);
+    for (version, extra) in [(12i16, &[0u8, 0, 0][..]), (4, &[1, 2][..]), (1, &[][..])] {
+        let mut buf = BytesMut::new();
+        encode_request(&mut buf, &request, version, 1, None).unwrap();
+        let mut body = buf.freeze();
+        let header = decode_request_header(&mut body).unwrap();
+        assert_eq!(header.request_api_version, version);
+        let mut rest = with_extra_bytes(&body, extra);
+        let decoded = decode_request_kind_prefix(ApiKey::Metadata, version, &mut rest).unwrap();
+        assert_eq!(
+            decoded,
+            RequestKind::Metadata(request.clone()),
+            "v{version}"
+        );
+        assert_eq!(&rest[..], extra, "v{version}");
+        // The strict decode refuses the same bytes when there are any.
+        let strict = decode_request_kind(ApiKey::Metadata, version, with_extra_bytes(&body, extra));
+        assert_eq!(strict.is_ok(), extra.is_empty(), "v{version}");
+    }
+    // Malformed is still malformed.
+    let mut short = Bytes::from_static(&[0xff]);
+    assert!(decode_request_kind_prefix(ApiKey::Metadata, 12, &mut short).is_err());
+    assert_eq!(&short[..], &[0xff]);
+}
+
+fn with_extra_bytes(body: &[u8], extra: &[u8]) -> Bytes {
+    let mut buf = BytesMut::from(body);
+    buf.put_slice(extra);
+    buf.freeze()
 }
 
 type HeartbeatLike = kafka_protocol::messages::HeartbeatRequest;

@@ -25,9 +25,10 @@ use crate::runtime::tracker::WriteTracker;
 pub const MEMORY_URL: &str = "memory://";
 
 #[cfg(feature = "dev-broker")]
-type DevBroker = mephisto_engine::DevBroker;
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
+/// Without the `dev-broker` feature there is never a development broker to keep alive.
 #[cfg(not(feature = "dev-broker"))]
-type DevBroker = ();
+type DevBroker = std::convert::Infallible;
 
 /// A connected app.
 pub struct Client {
@@ -55,11 +56,11 @@ impl std::fmt::Debug for Client {
 async fn start_dev_broker(
     settings: &Settings,
 ) -> Result<(String, Option<DevBroker>), RuntimeError> {
-    let config = mephisto_engine::DevBrokerConfig {
+    let config = DevBrokerConfig {
         default_partitions: settings.topic_partitions,
-        ..mephisto_engine::DevBrokerConfig::default()
+        ..DevBrokerConfig::default()
     };
-    let broker = mephisto_engine::DevBroker::start(config)
+    let broker = DevBroker::start(config)
         .await
         .map_err(|e| RuntimeError::DevBroker(e.to_string()))?;
     tracing::info!(url = %broker.url(), "started the in-process development broker");

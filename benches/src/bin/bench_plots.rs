@@ -181,7 +181,7 @@ fn rss_chart(rows: &[&Row]) -> BarChart {
 
 fn run() -> Result<(), BoxError> {
     let mut input = PathBuf::from("results.jsonl");
-    let mut out_dir = mephisto_benches::tansu::repo_root().join("benches/plots");
+    let mut out_dir = mephisto_test_support::process::repo_root().join("benches/plots");
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {

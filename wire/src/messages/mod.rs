@@ -12,7 +12,10 @@
 //!   after a complete body mean the two sides disagree about the version or the stream is
 //!   corrupt. Failing loudly beats acting on a misread message. (Consumer-protocol payloads
 //!   are different: they are versioned by their own prefix and do tolerate trailing bytes, see
-//!   [`crate::consumer_protocol`].)
+//!   [`crate::consumer_protocol`].) The one exception is on the broker side:
+//!   [`decode_request_kind_prefix`] leaves bytes after a request body to its caller, because
+//!   Kafka's broker ignores them and clients rely on it (librdkafka 2.12 sends Metadata v12
+//!   requests with three extra bytes). Responses are always decoded strictly.
 //! - an ApiVersions response that fails to decode at the requested version but starts with
 //!   error code 35 (UNSUPPORTED_VERSION) is decoded again as v0, because that is how a broker
 //!   answers a version it does not know (KIP-511). [`DecodedResponse::version`] tells which.
@@ -312,6 +315,27 @@ pub fn decode_request_kind(
     for_every_api!(dispatch)
 }
 
+/// Decodes a request body (no header) of API `api_key` at `version` from the front of `body`,
+/// and leaves whatever follows it in `body`: a broker's decode, tolerant of trailing bytes as
+/// Kafka's broker is. Everything else is checked as in [`decode_request_kind`].
+pub fn decode_request_kind_prefix(
+    api_key: ApiKey,
+    version: i16,
+    body: &mut Bytes,
+) -> Result<RequestKind, MessageError> {
+    macro_rules! dispatch {
+        ($($api:ident => $req:ident,)*) => {
+            match api_key {
+                $(ApiKey::$api => {
+                    decode_body_prefix::<m::$req>(api_key, Direction::Request, version, body)
+                        .map(RequestKind::$api)
+                })*
+            }
+        };
+    }
+    for_every_api!(dispatch)
+}
+
 /// Appends the response (header + body, no size prefix) to an `R` request to `buf`.
 ///
 /// On error nothing is appended.
@@ -492,38 +516,8 @@ fn decode_body<T: Decodable + Message>(
     version: i16,
     body: Bytes,
 ) -> Result<T, MessageError> {
-    check_version(api, direction, version, T::VERSIONS)?;
-    // A body is flexible exactly when its request uses header v2 (ApiVersions responses keep
-    // header v0 but still have flexible bodies from v3, like their requests).
-    let int32_lengths = if header::request_header_version(api, version) >= 2 {
-        Int32Lengths::Absent
-    } else {
-        Int32Lengths::Possible
-    };
     let mut rest = body;
-    let value =
-        guard::decode_prefix::<T>(&mut rest, version, int32_lengths).map_err(|failure| {
-            match failure {
-                DecodeFailure::Hostile {
-                    offset,
-                    claimed,
-                    remaining,
-                } => MessageError::HostileLength {
-                    api,
-                    direction,
-                    version,
-                    offset,
-                    claimed,
-                    remaining,
-                },
-                DecodeFailure::Malformed(message) => MessageError::Malformed {
-                    api,
-                    direction,
-                    version,
-                    message,
-                },
-            }
-        })?;
+    let value = decode_body_prefix::<T>(api, direction, version, &mut rest)?;
     if !rest.is_empty() {
         return Err(MessageError::TrailingBytes {
             api,
@@ -533,6 +527,44 @@ fn decode_body<T: Decodable + Message>(
         });
     }
     Ok(value)
+}
+
+/// Decodes a body from the front of `rest` (version check, guarded decode) and leaves what
+/// follows it in `rest`.
+fn decode_body_prefix<T: Decodable + Message>(
+    api: ApiKey,
+    direction: Direction,
+    version: i16,
+    rest: &mut Bytes,
+) -> Result<T, MessageError> {
+    check_version(api, direction, version, T::VERSIONS)?;
+    // A body is flexible exactly when its request uses header v2 (ApiVersions responses keep
+    // header v0 but still have flexible bodies from v3, like their requests).
+    let int32_lengths = if header::request_header_version(api, version) >= 2 {
+        Int32Lengths::Absent
+    } else {
+        Int32Lengths::Possible
+    };
+    guard::decode_prefix::<T>(rest, version, int32_lengths).map_err(|failure| match failure {
+        DecodeFailure::Hostile {
+            offset,
+            claimed,
+            remaining,
+        } => MessageError::HostileLength {
+            api,
+            direction,
+            version,
+            offset,
+            claimed,
+            remaining,
+        },
+        DecodeFailure::Malformed(message) => MessageError::Malformed {
+            api,
+            direction,
+            version,
+            message,
+        },
+    })
 }
 
 /// [`decode_body`] for responses, with the ApiVersions v0 fallback. Returns the version used.

@@ -76,10 +76,12 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// Run the in-memory development broker (not for production: use Apache Kafka, Redpanda
     /// or tansu there).
+    #[cfg(feature = "dev-broker")]
     DevBroker(DevBrokerArgs),
 }
 
 /// `dev-broker` options.
+#[cfg(feature = "dev-broker")]
 #[derive(Debug, Args)]
 pub struct DevBrokerArgs {
     /// Address to listen on (loopback by default).
@@ -94,6 +96,10 @@ pub struct DevBrokerArgs {
     /// Exit after this many milliseconds (default: run until SIGINT/SIGTERM).
     #[arg(long)]
     pub exit_after_ms: Option<u64>,
+    /// How long the first join of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`; Kafka's built-in default is 3000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(..=300_000))]
+    pub initial_rebalance_delay_ms: u64,
 }
 
 /// Topic commands.

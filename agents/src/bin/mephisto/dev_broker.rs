@@ -1,9 +1,9 @@
-//! `mephisto dev-broker`: runs the engine's in-memory development broker until SIGINT or
-//! SIGTERM, printing `MEPHISTO_BROKER=kafka://ADDR` once it listens.
+//! `mephisto dev-broker`: runs the in-memory development broker (`mephisto-dev-broker`) until
+//! SIGINT or SIGTERM, printing `MEPHISTO_BROKER=kafka://ADDR` once it listens.
 
 use std::time::Duration;
 
-use mephisto_engine::{DevBroker, DevBrokerConfig};
+use mephisto_dev_broker::{DevBroker, DevBrokerConfig};
 
 use crate::args::DevBrokerArgs;
 use crate::error::CliError;
@@ -14,6 +14,7 @@ pub async fn run(args: DevBrokerArgs) -> Result<(), CliError> {
         listen: args.listen,
         default_partitions: args.partitions,
         retention_bytes: args.retention_bytes,
+        initial_rebalance_delay: Duration::from_millis(args.initial_rebalance_delay_ms),
         ..DevBrokerConfig::default()
     };
     let broker = DevBroker::start(config)

@@ -42,6 +42,7 @@ pub enum CliError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// The development broker could not start.
+    #[cfg(feature = "dev-broker")]
     #[error("dev-broker: {0}")]
     DevBroker(String),
     /// An operation did not finish in time.

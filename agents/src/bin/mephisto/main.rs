@@ -10,7 +10,10 @@
 //!                 [--group G [--assignor range|roundrobin|cooperative-sticky]
 //!                  [--session-timeout-ms T] [--instance-id ID]]
 //!   dev-broker [--listen 127.0.0.1:9092] [--partitions N] [--retention-bytes B] [--exit-after-ms T]
+//!              [--initial-rebalance-delay-ms T]
 //! ```
+//!
+//! `dev-broker` exists only with the `dev-broker` cargo feature (on by default).
 //!
 //! The broker comes from `--broker`, else `MEPHISTO_BROKER`, else `kafka://127.0.0.1:9092`.
 //! Every failure (bad arguments, an unreachable broker, a Kafka error) is one line on stderr
@@ -25,6 +28,7 @@
 
 mod args;
 mod consume;
+#[cfg(feature = "dev-broker")]
 mod dev_broker;
 mod error;
 mod group;
@@ -85,6 +89,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         consume.check()?;
     }
     // The development broker needs no broker to talk to.
+    #[cfg(feature = "dev-broker")]
     if let Command::DevBroker(args) = cli.command {
         return dev_broker::run(args).await;
     }
@@ -111,6 +116,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Some(group) => group::run(cluster, consume, group).await,
             None => consume::run(cluster, consume).await,
         },
+        #[cfg(feature = "dev-broker")]
         Command::DevBroker(_) => Ok(()),
     }
 }

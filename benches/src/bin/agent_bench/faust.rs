@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use mephisto_benches::tansu::{repo_root, BoxError};
+use mephisto_benches::tansu::BoxError;
+use mephisto_test_support::process::repo_root;
 
 use crate::options::{ChildTopics, Options};
 use crate::process::{spawn, Running};

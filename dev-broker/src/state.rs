@@ -11,9 +11,9 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::group::Group;
-use super::log::{PartitionLog, Retention};
-use super::DevBrokerConfig;
+use crate::group::Groups;
+use crate::log::{PartitionLog, Retention};
+use crate::DevBrokerConfig;
 
 /// The id this broker gives itself in Metadata and FindCoordinator.
 pub const NODE_ID: i32 = 1;
@@ -59,7 +59,7 @@ pub(crate) struct State {
     /// Topics by name.
     pub topics: BTreeMap<String, Topic>,
     /// Consumer groups by id.
-    pub groups: BTreeMap<String, Group>,
+    pub groups: Groups,
     /// The next producer id InitProducerId hands out.
     pub next_producer_id: i64,
 }

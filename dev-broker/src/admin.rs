@@ -23,8 +23,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::log::Retention;
-use super::state::{invalid_topic_name, Shared, State, Topic, CLUSTER_ID};
+use crate::log::Retention;
+use crate::state::{invalid_topic_name, Shared, State, Topic, CLUSTER_ID};
 
 /// Largest partition count a topic may have (bounds what one request can allocate).
 const MAX_PARTITIONS: i32 = 10_000;
@@ -116,7 +116,7 @@ pub(crate) fn metadata(
 }
 
 fn describe_topic(name: &str, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(super::state::NODE_ID);
+    let node = BrokerId(crate::state::NODE_ID);
     let partitions = (0..topic.partitions.len())
         .map(|i| {
             MetadataResponsePartition::default()
@@ -234,7 +234,7 @@ pub(crate) fn create_topics(
             if topic
                 .assignments
                 .iter()
-                .any(|a| a.broker_ids.iter().any(|b| b.0 != super::state::NODE_ID))
+                .any(|a| a.broker_ids.iter().any(|b| b.0 != crate::state::NODE_ID))
             {
                 results.push(fail(
                     ResponseError::InvalidReplicaAssignment,
@@ -511,7 +511,7 @@ pub(crate) fn describe_configs(
                         .collect(),
                 },
                 4 if resource.resource_name.is_empty()
-                    || resource.resource_name.as_str() == super::state::NODE_ID.to_string() =>
+                    || resource.resource_name.as_str() == crate::state::NODE_ID.to_string() =>
                 {
                     vec![
                         (

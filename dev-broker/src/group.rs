@@ -9,7 +9,9 @@
 //! session timeout starts a rebalance; the others learn of it from REBALANCE_IN_PROGRESS on
 //! Heartbeat. v4+ first joins get MEMBER_ID_REQUIRED; static members (`group.instance.id`)
 //! rejoining with unchanged metadata take over their old slot without a rebalance, and the old
-//! member id is fenced. There is no initial rebalance delay.
+//! member id is fenced. The first join of an empty group waits `initial_rebalance_delay` (Kafka's
+//! `group.initial.rebalance.delay.ms`) for more members, again while new ones keep arriving, up
+//! to the rebalance timeout.
 //!
 //! JoinGroup and SyncGroup answers that must wait are sent through a oneshot channel each member
 //! holds while it waits.
@@ -30,8 +32,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::oneshot;
-
-use super::state::Shared;
 
 /// Shortest session timeout accepted.
 const MIN_SESSION_TIMEOUT_MS: i32 = 100;
@@ -107,6 +107,17 @@ impl Member {
     }
 }
 
+/// Kafka's `InitialDelayedJoin`: the join phase of an empty group ends when this delay expires
+/// with no member added meanwhile (or no rebalance time left), not when everyone has joined.
+#[derive(Debug, Clone, Copy)]
+struct InitialDelay {
+    until: Instant,
+    /// Rebalance time left for further extensions.
+    remaining: Duration,
+    /// Whether a member joined since the delay (re)started.
+    member_added: bool,
+}
+
 /// One consumer group.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -121,6 +132,10 @@ pub(crate) struct Group {
     /// Static members: instance id → member id.
     statics: BTreeMap<String, String>,
     rebalance_deadline: Option<Instant>,
+    /// The configured initial rebalance delay (set by every JoinGroup).
+    initial_rebalance_delay: Duration,
+    /// The initial delay of a join phase that started from Empty, while it runs.
+    initial_delay: Option<InitialDelay>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), Committed>,
 }
@@ -137,6 +152,8 @@ impl Default for Group {
             pending: BTreeMap::new(),
             statics: BTreeMap::new(),
             rebalance_deadline: None,
+            initial_rebalance_delay: Duration::ZERO,
+            initial_delay: None,
             offsets: BTreeMap::new(),
         }
     }
@@ -272,12 +289,21 @@ impl Group {
                 .max()
                 .unwrap_or_default();
             self.rebalance_deadline = Some(now + timeout);
+            let delay = self.initial_rebalance_delay;
+            if self.state == GroupState::Empty && !delay.is_zero() {
+                self.initial_delay = Some(InitialDelay {
+                    until: now + delay,
+                    remaining: timeout.saturating_sub(delay),
+                    member_added: false,
+                });
+            }
         }
         self.state = GroupState::PreparingRebalance;
     }
 
     fn check_join_complete(&mut self, now: Instant) {
         if self.state == GroupState::PreparingRebalance
+            && self.initial_delay.is_none()
             && self.pending.is_empty()
             && self.members.iter().all(|m| m.join.is_some())
         {
@@ -299,6 +325,7 @@ impl Group {
         }
         self.pending.clear();
         self.rebalance_deadline = None;
+        self.initial_delay = None;
         self.generation = self.generation.wrapping_add(1).max(1);
         if self.leader.as_ref().is_none_or(|l| self.index(l).is_none()) {
             self.leader = self.members.first().map(|m| m.id.clone());
@@ -417,6 +444,20 @@ impl Group {
             tracing::debug!(member = %self.members.get(i).map_or("", |m| m.id.as_str()), "dev broker: session expired");
             self.remove_member(i, now);
         }
+        if let Some(delay) = self.initial_delay.filter(|d| now >= d.until) {
+            if delay.member_added && !delay.remaining.is_zero() {
+                let next = self.initial_rebalance_delay.min(delay.remaining);
+                self.initial_delay = Some(InitialDelay {
+                    until: now + next,
+                    remaining: delay.remaining.saturating_sub(next),
+                    member_added: false,
+                });
+            } else if self.state == GroupState::PreparingRebalance {
+                self.complete_join(now);
+            } else {
+                self.initial_delay = None;
+            }
+        }
         if self.state == GroupState::PreparingRebalance
             && self.rebalance_deadline.is_some_and(|d| now >= d)
         {
@@ -445,21 +486,24 @@ fn versioned_join(mut response: JoinGroupResponse, version: i16) -> JoinGroupRes
 }
 
 /// Runs the timers of every group.
-pub(crate) fn tick(shared: &Shared, now: Instant) {
-    let mut state = shared.lock();
-    for group in state.groups.values_mut() {
+pub(crate) fn tick(groups: &mut Groups, now: Instant) {
+    for group in groups.values_mut() {
         group.tick(now);
     }
 }
 
 type Deferred = oneshot::Receiver<ResponseKind>;
 
+/// Every group by id (kept in the broker's shared state).
+pub(crate) type Groups = BTreeMap<String, Group>;
+
 /// JoinGroup: an answer now, or a receiver for the answer when the join phase completes.
 pub(crate) fn join_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &JoinGroupRequest,
     version: i16,
     client_id: &str,
+    initial_rebalance_delay: Duration,
 ) -> Result<JoinGroupResponse, Deferred> {
     let now = Instant::now();
     let member_id = request.member_id.to_string();
@@ -484,11 +528,8 @@ pub(crate) fn join_group(
     let protocol_type = request.protocol_type.to_string();
     let instance_id = request.group_instance_id.as_ref().map(|i| i.to_string());
 
-    let mut state = shared.lock();
-    let group = state
-        .groups
-        .entry(request.group_id.to_string())
-        .or_default();
+    let group = groups.entry(request.group_id.to_string()).or_default();
+    group.initial_rebalance_delay = initial_rebalance_delay;
     let existing = group.index(&member_id);
     if !group.supports(
         &protocol_type,
@@ -627,6 +668,9 @@ fn add_member(
     if let Some(instance) = &instance_id {
         group.statics.insert(instance.clone(), id.clone());
     }
+    if let Some(delay) = &mut group.initial_delay {
+        delay.member_added = true;
+    }
     group.members.push(Member {
         id,
         instance_id,
@@ -723,13 +767,12 @@ fn static_rejoin(
 /// SyncGroup: the member's assignment, now (stable group, or the leader's own sync) or when the
 /// leader sends it.
 pub(crate) fn sync_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &SyncGroupRequest,
     version: i16,
 ) -> Result<SyncGroupResponse, Deferred> {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let Some(group) = state.groups.get_mut(request.group_id.as_str()) else {
+    let Some(group) = groups.get_mut(request.group_id.as_str()) else {
         return Ok(sync_error(ResponseError::UnknownMemberId));
     };
     let member_id = request.member_id.to_string();
@@ -803,10 +846,9 @@ pub(crate) fn sync_group(
 }
 
 /// Heartbeat: keeps the session alive; REBALANCE_IN_PROGRESS tells the member to rejoin.
-pub(crate) fn heartbeat(shared: &Shared, request: &HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(groups: &mut Groups, request: &HeartbeatRequest) -> HeartbeatResponse {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let error = match state.groups.get_mut(request.group_id.as_str()) {
+    let error = match groups.get_mut(request.group_id.as_str()) {
         None => Some(ResponseError::UnknownMemberId),
         Some(group) => match group.check_member(
             request.member_id.as_str(),
@@ -833,13 +875,12 @@ pub(crate) fn heartbeat(shared: &Shared, request: &HeartbeatRequest) -> Heartbea
 
 /// LeaveGroup: one member (v0-v2) or a batch of members by id or instance id (v3+).
 pub(crate) fn leave_group(
-    shared: &Shared,
+    groups: &mut Groups,
     request: &LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
     let now = Instant::now();
-    let mut state = shared.lock();
-    let group = state.groups.get_mut(request.group_id.as_str());
+    let group = groups.get_mut(request.group_id.as_str());
     let leave = |group: Option<&mut Group>,
                  member_id: &str,
                  instance_id: Option<&StrBytes>|
@@ -890,16 +931,15 @@ pub(crate) fn leave_group(
 
 /// DescribeGroups: state, protocol and members of each group (Dead for unknown groups).
 pub(crate) fn describe_groups(
-    shared: &Shared,
+    groups: &Groups,
     request: &DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    let state = shared.lock();
-    let groups = request
+    let described = request
         .groups
         .iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone());
-            let Some(group) = state.groups.get(id.as_str()) else {
+            let Some(group) = groups.get(id.as_str()) else {
                 return described.with_group_state(s("Dead"));
             };
             let protocol = group.protocol.clone().unwrap_or_default();
@@ -932,14 +972,12 @@ pub(crate) fn describe_groups(
                 .with_members(members)
         })
         .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+    DescribeGroupsResponse::default().with_groups(described)
 }
 
 /// ListGroups: every group, filtered by state (v4+) when asked.
-pub(crate) fn list_groups(shared: &Shared, request: &ListGroupsRequest) -> ListGroupsResponse {
-    let state = shared.lock();
-    let groups = state
-        .groups
+pub(crate) fn list_groups(groups: &Groups, request: &ListGroupsRequest) -> ListGroupsResponse {
+    let listed = groups
         .iter()
         .filter(|(_, g)| {
             request.states_filter.is_empty()
@@ -955,7 +993,7 @@ pub(crate) fn list_groups(shared: &Shared, request: &ListGroupsRequest) -> ListG
                 .with_group_state(s(g.state.name()))
         })
         .collect();
-    ListGroupsResponse::default().with_groups(groups)
+    ListGroupsResponse::default().with_groups(listed)
 }
 
 /// The generation and membership a commit is checked against: `Ok` if it may commit.

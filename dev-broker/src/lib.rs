@@ -1,10 +1,13 @@
-//! An in-process, in-memory, Kafka-compatible broker for development and tests.
+//! Mephisto's development broker: an in-process, in-memory, Kafka-compatible broker for
+//! development and tests.
 //!
 //! [`DevBroker::start`] binds a loopback port and speaks the real Kafka wire protocol (through
 //! `mephisto-wire` and `kafka-protocol`), so any Kafka client can use it: Mephisto's engine,
 //! librdkafka, kafka-python. It is one broker (node 1) holding every partition, with nothing on
 //! disk. It is a development and test tool, not a production broker: use Apache Kafka, Redpanda
-//! or tansu in production.
+//! or tansu in production. Among Mephisto's crates it depends on `mephisto-wire` only; the
+//! `mephisto` CLI (`mephisto dev-broker`) and `memory://` app URLs use it behind the
+//! `dev-broker` feature of `mephisto-agents`.
 //!
 //! # What it serves
 //! ApiVersions, Metadata (auto-creating topics), CreateTopics, DeleteTopics, InitProducerId,
@@ -26,6 +29,8 @@
 //! a top-level error code, and closes the connection otherwise.
 //!
 //! # Layout
+//! - this file: [`DevBroker`] (start, address, shutdown), [`DevBrokerConfig`],
+//!   [`DevBrokerError`].
 //! - `handler`: request dispatch without a socket (the fuzzing entry point, public but hidden),
 //!   and the table of served APIs.
 //! - `server`: accept loop, per-connection request loop, timer task (group sessions and
@@ -36,8 +41,10 @@
 //!   DescribeConfigs.
 //! - `produce`: Produce and batch validation.
 //! - `fetch`: Fetch with long polling, ListOffsets.
-//! - `group`: the group coordinator.
+//! - `group`: the group coordinator (it works on the groups the caller locked in `state`).
 //! - `offsets`: OffsetCommit, OffsetFetch.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod admin;
 mod fetch;
@@ -52,6 +59,7 @@ mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -72,6 +80,11 @@ pub struct DevBrokerConfig {
     pub retention_bytes: u64,
     /// Largest request accepted, in bytes; a larger one closes the connection. Default 100 MiB.
     pub max_request_bytes: usize,
+    /// Kafka's `group.initial.rebalance.delay.ms`: how long the first join of an empty group
+    /// waits for more members (extended by the same again while new members keep joining, up
+    /// to the rebalance timeout). Default 0, the value of the `server.properties` Kafka ships
+    /// for development; Kafka's built-in default is 3 s.
+    pub initial_rebalance_delay: Duration,
 }
 
 impl Default for DevBrokerConfig {
@@ -81,6 +94,7 @@ impl Default for DevBrokerConfig {
             default_partitions: 1,
             retention_bytes: 64 * 1024 * 1024,
             max_request_bytes: 100 * 1024 * 1024,
+            initial_rebalance_delay: Duration::ZERO,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Produce: validates each partition's record batch with the wire crate's decoder (framing, CRC,
 //! codec, every record), checks idempotent sequences, and appends the batch bytes as received
-//! with offsets assigned in the header (see [`PartitionLog::append`](super::log::PartitionLog)).
+//! with offsets assigned in the header (see [`PartitionLog::append`](crate::log::PartitionLog)).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use mephisto_wire::record::{BatchError, DecodeOptions, RecordBatch, RecordBatches};
 
-use super::state::Shared;
+use crate::state::Shared;
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {

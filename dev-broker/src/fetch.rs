@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
     FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
 
-use super::state::Shared;
+use crate::state::Shared;
 
 /// Longest a Fetch is held, whatever `max_wait_ms` says.
 const MAX_WAIT: Duration = Duration::from_secs(60);

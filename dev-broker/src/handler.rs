@@ -2,6 +2,7 @@
 //! [`Reply`] out. Owns the table of served APIs (exactly what ApiVersions advertises), the
 //! KIP-511 ApiVersions fallback, and what happens to requests that cannot be served: an error
 //! response where the response type has a top-level error code, otherwise a closed connection.
+//! Bytes after a request body are ignored, as Kafka's broker ignores them.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -13,12 +14,12 @@ use kafka_protocol::messages::{
 };
 use mephisto_wire::frame::{begin_frame, finish_frame};
 use mephisto_wire::header::decode_request_header;
-use mephisto_wire::messages::{decode_request_kind, encode_response_kind};
+use mephisto_wire::messages::{decode_request_kind_prefix, encode_response_kind};
 use tokio::sync::oneshot;
 
-use super::fetch::PendingFetch;
-use super::state::Shared;
-use super::{admin, fetch, group, offsets, produce};
+use crate::fetch::PendingFetch;
+use crate::state::Shared;
+use crate::{admin, fetch, group, offsets, produce};
 
 /// Every API the broker serves, with the versions it serves: `(api, min, max)`.
 ///
@@ -99,8 +100,21 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
     if !(min..=max).contains(&version) {
         return Reply::Close;
     }
-    let request = match decode_request_kind(api, version, body) {
-        Ok(request) => request,
+    // Bytes after the body are ignored, as Kafka's broker ignores them (librdkafka 2.12+ sends
+    // Metadata v12 with three).
+    let mut body = body;
+    let request = match decode_request_kind_prefix(api, version, &mut body) {
+        Ok(request) => {
+            if !body.is_empty() {
+                tracing::debug!(
+                    ?api,
+                    version,
+                    trailing = body.len(),
+                    "dev broker: ignored trailing bytes"
+                );
+            }
+            request
+        }
         Err(error) => {
             tracing::debug!(?api, version, %error, "dev broker: malformed request");
             return match error_response(api, ResponseError::InvalidRequest.code()) {
@@ -146,7 +160,10 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
             ResponseKind::ListOffsets(fetch::list_offsets(shared, &r, version))
         }
         RequestKind::JoinGroup(r) => {
-            return match group::join_group(shared, &r, version, &client_id) {
+            let delay = shared.config.initial_rebalance_delay;
+            let joined =
+                group::join_group(&mut shared.lock().groups, &r, version, &client_id, delay);
+            return match joined {
                 Ok(response) => encode(&ResponseKind::JoinGroup(response), version, correlation_id),
                 Err(rx) => Reply::Deferred {
                     rx,
@@ -156,7 +173,8 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
             };
         }
         RequestKind::SyncGroup(r) => {
-            return match group::sync_group(shared, &r, version) {
+            let synced = group::sync_group(&mut shared.lock().groups, &r, version);
+            return match synced {
                 Ok(response) => encode(&ResponseKind::SyncGroup(response), version, correlation_id),
                 Err(rx) => Reply::Deferred {
                     rx,
@@ -165,14 +183,18 @@ pub fn handle(shared: &Shared, header: &RequestHeader, body: Bytes) -> Reply {
                 },
             };
         }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(group::heartbeat(shared, &r)),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(group::heartbeat(&mut shared.lock().groups, &r))
+        }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(group::leave_group(shared, &r, version))
+            ResponseKind::LeaveGroup(group::leave_group(&mut shared.lock().groups, &r, version))
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(group::describe_groups(shared, &r))
+            ResponseKind::DescribeGroups(group::describe_groups(&shared.lock().groups, &r))
         }
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(group::list_groups(shared, &r)),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(group::list_groups(&shared.lock().groups, &r))
+        }
         RequestKind::OffsetCommit(r) => {
             ResponseKind::OffsetCommit(offsets::offset_commit(shared, &r))
         }
@@ -284,7 +306,7 @@ mod tests {
     use mephisto_wire::record::{BatchEncoder, BatchSpec, NewRecord};
 
     use super::*;
-    use crate::dev_broker::DevBrokerConfig;
+    use crate::DevBrokerConfig;
 
     fn s(v: &str) -> StrBytes {
         StrBytes::from_string(v.to_owned())
@@ -481,15 +503,43 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_a_request_body_are_ignored_as_kafka_does() {
+        let config = DevBrokerConfig::default();
+        let shared = Shared::new(config.clone(), config.listen);
+        shared
+            .lock()
+            .create_topic("t", 2, crate::log::Retention::bytes(1 << 20), false);
+        let request = RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic())),
+        ])));
+        // Flexible (v12, as librdkafka 2.12 sends it, three extra bytes) and not (v4).
+        for (version, extra) in [(12, &[0u8, 0, 0][..]), (4, &[1, 2][..])] {
+            let mut buf = BytesMut::new();
+            encode_request_kind(&mut buf, &request, version, 7, Some(&s("c"))).expect("encode");
+            buf.extend_from_slice(extra);
+            let Reply::Frame(frame) = handle_payload(&shared, buf.freeze()) else {
+                panic!("v{version}: an answer");
+            };
+            let decoded =
+                decode_response_payload(ApiKey::Metadata, version, frame.freeze().slice(4..))
+                    .unwrap_or_else(|e| panic!("v{version}: {e}"));
+            assert_eq!(decoded.correlation_id, 7);
+            let ResponseKind::Metadata(metadata) = decoded.body else {
+                panic!("v{version}: a Metadata response");
+            };
+            assert_eq!(metadata.topics.len(), 1);
+            assert_eq!(metadata.topics[0].error_code, 0);
+            assert_eq!(metadata.topics[0].partitions.len(), 2);
+        }
+    }
+
+    #[test]
     fn every_served_api_and_version_answers_with_a_decodable_response() {
         let config = DevBrokerConfig::default();
         let shared = Shared::new(config.clone(), config.listen);
-        shared.lock().create_topic(
-            "t",
-            2,
-            crate::dev_broker::log::Retention::bytes(1 << 20),
-            false,
-        );
+        shared
+            .lock()
+            .create_topic("t", 2, crate::log::Retention::bytes(1 << 20), false);
         let mut answered = 0;
         for &(api, min, max) in SERVED_APIS {
             let requests = requests(api);

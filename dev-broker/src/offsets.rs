@@ -15,8 +15,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::group::{check_commit, Committed, Group};
-use super::state::{Shared, State};
+use crate::group::{check_commit, Committed, Group};
+use crate::state::{Shared, State};
 
 /// Longest commit metadata kept (Kafka's `offset.metadata.max.bytes`).
 const MAX_METADATA: usize = 4096;

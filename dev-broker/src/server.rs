@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::fetch::PendingFetch;
-use super::handler::{encode_frame, handle_payload, Reply};
-use super::state::Shared;
+use crate::fetch::PendingFetch;
+use crate::handler::{encode_frame, handle_payload, Reply};
+use crate::state::Shared;
 
 /// How often group sessions and rebalance deadlines are checked.
 const TICK: Duration = Duration::from_millis(20);
@@ -51,10 +51,10 @@ pub(crate) async fn ticker(shared: Arc<Shared>) {
     let mut ticks: u32 = 0;
     loop {
         interval.tick().await;
-        super::group::tick(&shared, Instant::now());
+        crate::group::tick(&mut shared.lock().groups, Instant::now());
         ticks = ticks.wrapping_add(1);
         if ticks % TIME_RETENTION_EVERY == 0 {
-            shared.enforce_time_retention(super::produce::now_ms());
+            shared.enforce_time_retention(crate::produce::now_ms());
         }
     }
 }
