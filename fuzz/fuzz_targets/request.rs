@@ -15,7 +15,7 @@ use mephisto_wire::messages::{
     MessageError,
 };
 
-/// `LENGTH_SLACK` of the decode guard (`messages/guard.rs`), which documents refusing an unknown
+/// `LENGTH_SLACK` of the decode guard (`wire/src/guard.rs`), which documents refusing an unknown
 /// tagged field whose tag *number* exceeds the bytes after it + 4096 as a hostile length. A
 /// decoded message keeps such a tag, and re-encoding drops the junk that followed it, so the
 /// re-encoding can trip that rule; only that case is tolerated.

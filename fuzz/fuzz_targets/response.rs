@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let again = match decode_response_payload(support.api, used, buf.freeze()) {
         Ok(again) => again,
-        // Documented strictness of the decode guard (`messages/guard.rs`): an unknown tagged field
+        // Documented strictness of the decode guard (`wire/src/guard.rs`): an unknown tagged field
         // whose tag *number* exceeds the bytes after it + 4096 is refused as a hostile length. A
         // decoded message keeps such a tag, and re-encoding drops the junk that followed it.
         Err(MessageError::HostileLength { claimed, .. }) if claimed > TAG_SLACK => return,

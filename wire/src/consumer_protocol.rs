@@ -21,7 +21,7 @@ use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as 
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use crate::messages::guard::{self, Int32Lengths};
+use crate::guard::{self, Int32Lengths};
 
 /// Highest consumer-protocol version we write and fully understand.
 pub const MAX_VERSION: i16 = 3;

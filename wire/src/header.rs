@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
-use crate::messages::guard::{self, Int32Lengths};
+use crate::guard::{self, Int32Lengths};
 
 /// What can go wrong with a header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

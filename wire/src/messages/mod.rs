@@ -21,7 +21,6 @@
 //!   answers a version it does not know (KIP-511). [`DecodedResponse::version`] tells which.
 
 mod apis;
-pub(crate) mod guard;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -29,9 +28,9 @@ use kafka_protocol::messages::{self as m, ApiKey, RequestHeader, RequestKind, Re
 use kafka_protocol::protocol::{Decodable, Encodable, Message, Request, StrBytes, VersionRange};
 
 use crate::frame::{self, FrameError};
+use crate::guard::{self, DecodeFailure, Int32Lengths};
 use crate::header::{self, HeaderError};
 use apis::for_every_api;
-use guard::{DecodeFailure, Int32Lengths};
 
 /// Which side of an exchange a message belongs to, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
