@@ -38,6 +38,11 @@ pub trait Acker: Send + Sync + 'static {
     fn is_live(&self) -> bool {
         true
     }
+    /// The topic and partition whose offsets the ids are, for a source that is one (so that
+    /// an error can name an event's coordinate without keeping its message).
+    fn partition(&self) -> Option<(Arc<str>, i32)> {
+        None
+    }
 }
 
 /// An acker that ignores acks (channels and plain streams without acks).
@@ -119,23 +124,28 @@ impl AckRef {
     /// Acks every ref of `refs` (emptying it), each run of refs of one acker and consumer in
     /// one call.
     pub fn ack_all(refs: &mut Vec<AckRef>) {
-        let mut ids: Vec<u64> = Vec::new();
+        // Ids go to their acker in runs of one acker and consumer, through a buffer on the
+        // stack (no allocation).
+        const RUN: usize = 64;
+        let mut ids = [0u64; RUN];
+        let mut n = 0;
         let mut run: Option<(Arc<dyn Acker>, u8)> = None;
         for r in refs.drain(..) {
             let same = run
                 .as_ref()
                 .is_some_and(|(a, c)| Arc::ptr_eq(a, &r.acker) && *c == r.consumer);
-            if !same {
+            if !same || n == RUN {
                 if let Some((acker, consumer)) = run.take() {
-                    acker.ack_all(&ids, consumer);
-                    ids.clear();
+                    acker.ack_all(&ids[..n], consumer);
+                    n = 0;
                 }
                 run = Some((Arc::clone(&r.acker), r.consumer));
             }
-            ids.push(r.id);
+            ids[n] = r.id;
+            n += 1;
         }
         if let Some((acker, consumer)) = run {
-            acker.ack_all(&ids, consumer);
+            acker.ack_all(&ids[..n], consumer);
         }
     }
 }
@@ -159,6 +169,12 @@ impl Hold {
         if let Some(acker) = self.acker.take() {
             acker.release(self.id);
         }
+    }
+
+    /// The topic, partition and offset of the held event, when its source is a partition.
+    pub fn coordinate(&self) -> Option<(Arc<str>, i32, i64)> {
+        let (topic, partition) = self.acker.as_ref()?.partition()?;
+        Some((topic, partition, i64::try_from(self.id).unwrap_or(i64::MAX)))
     }
 
     /// Keeps the event in processing for good (a write it caused failed and nobody took the

@@ -237,7 +237,7 @@ where
             .await;
         match next {
             Ok(Some(Ok(value))) => {
-                let y = yielded(slot, retrying.is_some());
+                let y = yielded(slot, retrying.is_some(), agent.failure.is_some());
                 if let (Some((rid, _)), Some(id)) = (retrying.as_ref(), y.id.as_ref()) {
                     if rid != id {
                         *retrying = None;
@@ -282,7 +282,10 @@ impl YieldAcks {
     }
 }
 
-fn yielded(slot: &Slot, with_id: bool) -> Yielded {
+/// What the current event gives the writes of a value yielded for it: its acks, reply address,
+/// id when retrying, and its message only when a dead-letter hook may need the record (else
+/// a failed write names the event by its hold).
+fn yielded(slot: &Slot, with_id: bool, with_message: bool) -> Yielded {
     let s = slot.lock();
     match &s.current {
         Some(c) => Yielded {
@@ -292,7 +295,11 @@ fn yielded(slot: &Slot, with_id: bool) -> Yielded {
                 None if !s.batch.is_empty() => YieldAcks::Many(s.batch.clone()),
                 None => YieldAcks::None,
             },
-            message: c.message.clone(),
+            message: if with_message {
+                c.message.clone()
+            } else {
+                None
+            },
             seq: c.seq,
             id: with_id.then(|| c.id()),
         },

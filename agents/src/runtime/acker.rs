@@ -61,4 +61,9 @@ impl Acker for PartitionAcker {
     fn is_live(&self) -> bool {
         self.acks.is_owned() && !self.stopping.load(Ordering::Relaxed)
     }
+
+    fn partition(&self) -> Option<(Arc<str>, i32)> {
+        let tp = self.acks.partition();
+        Some((Arc::clone(&tp.topic), tp.partition))
+    }
 }

@@ -171,8 +171,12 @@ pub(crate) async fn run(
                 messages.truncate(delivered);
             }
             let mut stopped_at = None;
+            let routes = open.len();
             for (i, route) in open.iter_mut().enumerate() {
-                if !route.deliver(&messages, &assigned, &mut stop).await {
+                if !route
+                    .deliver(&mut messages, i + 1 == routes, &assigned, &mut stop)
+                    .await
+                {
                     stopped_at = Some(i);
                     break;
                 }

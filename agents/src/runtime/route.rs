@@ -85,10 +85,13 @@ pub trait OpenRoute: Send + Sync {
     /// Decodes `messages` (one fetched batch) and queues the events for each agent, waiting for
     /// room in their queues (pausing the partition meanwhile). Returns `false` if it stopped
     /// early because the partition is no longer ours or the worker stops (the events not
-    /// queued are given up).
+    /// queued are given up). The partition's last route (`last`) takes the messages out of
+    /// `messages` for its last agent instead of copying them (one shared count fewer per
+    /// event); the others leave them.
     fn deliver<'a>(
         &'a mut self,
-        messages: &'a [Message],
+        messages: &'a mut Vec<Message>,
+        last: bool,
         assigned: &'a AssignedPartition,
         stop: &'a mut Stop,
     ) -> BoxFuture<'a, bool>;
@@ -212,11 +215,45 @@ struct Open<K, V> {
 
 impl<K, V> Open<K, V> {
     fn ack_ref(&self, message: &Message, i: usize) -> AckRef {
-        let id = u64::try_from(message.offset()).unwrap_or_default();
+        self.ack_at(message.offset(), i)
+    }
+
+    /// The ack of the event at `offset` for the route's `i`th agent.
+    fn ack_at(&self, offset: i64, i: usize) -> AckRef {
+        let id = u64::try_from(offset).unwrap_or_default();
         let consumer = self
             .first_consumer
             .saturating_add(u8::try_from(i).unwrap_or(u8::MAX));
         AckRef::new(Arc::clone(&self.acker), id, consumer)
+    }
+}
+
+/// The messages a route delivers: taken (the partition's last route) or shared.
+enum Messages<'m> {
+    Owned(std::vec::Drain<'m, Message>),
+    Shared(std::slice::Iter<'m, Message>),
+}
+
+/// A message a route delivers: its own (the partition's last route takes them) or shared
+/// with the routes after it.
+enum MessageAt<'m> {
+    Owned(Message),
+    Shared(&'m Message),
+}
+
+impl MessageAt<'_> {
+    fn get(&self) -> &Message {
+        match self {
+            MessageAt::Owned(m) => m,
+            MessageAt::Shared(m) => m,
+        }
+    }
+
+    fn into_owned(self) -> Message {
+        match self {
+            MessageAt::Owned(m) => m,
+            MessageAt::Shared(m) => m.clone(),
+        }
     }
 }
 
@@ -227,18 +264,38 @@ where
 {
     fn deliver<'a>(
         &'a mut self,
-        messages: &'a [Message],
+        messages: &'a mut Vec<Message>,
+        last: bool,
         assigned: &'a AssignedPartition,
         stop: &'a mut Stop,
     ) -> BoxFuture<'a, bool> {
         async move {
             let n = self.targets.len();
-            for message in messages {
-                match decode(&*self.key_codec, &*self.value_codec, message) {
+            let mut source = if last {
+                Messages::Owned(messages.drain(..))
+            } else {
+                Messages::Shared(messages.iter())
+            };
+            loop {
+                let message = match &mut source {
+                    Messages::Owned(o) => match o.next() {
+                        Some(m) => MessageAt::Owned(m),
+                        None => break,
+                    },
+                    Messages::Shared(s) => match s.next() {
+                        Some(m) => MessageAt::Shared(m),
+                        None => break,
+                    },
+                };
+                let message_ref = message.get();
+                match decode(&*self.key_codec, &*self.value_codec, message_ref) {
                     Ok((key, value)) => {
+                        let offset = message_ref.offset();
                         let mut kv = Some((key, value));
+                        let mut message = Some(message);
                         for i in 0..n {
-                            let (k, v) = if i + 1 == n {
+                            let last_agent = i + 1 == n;
+                            let (k, v) = if last_agent {
                                 match kv.take() {
                                     Some(kv) => kv,
                                     None => break,
@@ -249,26 +306,32 @@ where
                                     None => break,
                                 }
                             };
-                            let ack = self.ack_ref(message, i);
-                            self.buffers[i].push_back(Event::from_message(
-                                k,
-                                v,
-                                message.clone(),
-                                Some(ack),
-                            ));
+                            let m = if last_agent {
+                                match message.take() {
+                                    Some(m) => m.into_owned(),
+                                    None => break,
+                                }
+                            } else {
+                                match &message {
+                                    Some(m) => m.get().clone(),
+                                    None => break,
+                                }
+                            };
+                            let ack = self.ack_at(offset, i);
+                            self.buffers[i].push_back(Event::from_message(k, v, m, Some(ack)));
                         }
                     }
                     Err(e) => {
                         for i in 0..n {
                             let target = Arc::clone(&self.targets[i]);
                             tracing::error!(
-                                agent = %target.agent, coordinate = %message.coordinate(), error = %e,
+                                agent = %target.agent, coordinate = %message_ref.coordinate(), error = %e,
                                 "record does not decode; acked and skipped"
                             );
                             if let Some(dl) = &target.dead_letter {
-                                dl.send_message(message, &e.to_string()).await;
+                                dl.send_message(message_ref, &e.to_string()).await;
                             }
-                            self.ack_ref(message, i).ack();
+                            self.ack_ref(message_ref, i).ack();
                         }
                     }
                 }

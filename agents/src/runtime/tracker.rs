@@ -38,6 +38,24 @@ impl Holds {
         }
     }
 
+    /// Where the (first) held event was, when its source is a partition.
+    fn at(&self) -> Option<EventId> {
+        let hold = match self {
+            Holds::None => None,
+            Holds::One(h) => Some(h),
+            Holds::Many(v) => v.first(),
+        }?;
+        let (topic, partition, offset) = hold.coordinate()?;
+        Some(EventId {
+            seq: u64::try_from(offset).unwrap_or_default(),
+            coordinate: Some(Coordinate {
+                topic,
+                partition,
+                offset,
+            }),
+        })
+    }
+
     fn keep(self) {
         match self {
             Holds::None => {}
@@ -57,12 +75,11 @@ struct Pending {
     failure: Option<FailureHook>,
 }
 
-/// What a failed write reports of its source event: the record itself when a dead-letter
-/// hook will take it, else only where it was (keeping a record pins its whole fetch response
-/// in memory until the write is acknowledged).
+/// The source event's record, kept only when a dead-letter hook will take it on failure
+/// (keeping a record pins its fetch buffer until the write is acknowledged; where the event
+/// was is found from its hold otherwise).
 enum Source {
     None,
-    At(Coordinate),
     Record(Message),
 }
 
@@ -70,18 +87,13 @@ impl Source {
     fn of(event: &WriteFor<'_>) -> Source {
         match (event.message, event.failure.is_some()) {
             (Some(m), true) => Source::Record(m.clone()),
-            (Some(m), false) => Source::At(m.coordinate()),
-            (None, _) => Source::None,
+            _ => Source::None,
         }
     }
 
     fn id(&self) -> Option<EventId> {
         match self {
             Source::None => None,
-            Source::At(c) => Some(EventId {
-                seq: u64::try_from(c.offset).unwrap_or_default(),
-                coordinate: Some(c.clone()),
-            }),
             Source::Record(m) => Some(CurrentEvent::of_message(m.clone(), None).id()),
         }
     }
@@ -241,7 +253,7 @@ async fn settle(p: Pending, fatal: &watch::Sender<Option<AgentError>>) {
         if let Err(e) = delivery.await {
             let error = AgentError::WriteFailed {
                 agent: agent.to_string(),
-                at: source.id(),
+                at: source.id().or_else(|| holds.at()),
                 target: topic.to_string(),
                 source: Box::new(WriteError::Produce {
                     topic: topic.to_string(),

@@ -74,8 +74,12 @@ impl AckCounter {
         self.acked.load(Ordering::Relaxed)
     }
 
-    fn count(&self) {
-        let n = self.acked.fetch_add(1, Ordering::Relaxed) + 1;
+    /// `k` more offsets acked (one shared update for a group of acks).
+    fn count(&self, k: u64) {
+        if k == 0 {
+            return;
+        }
+        let n = self.acked.fetch_add(k, Ordering::Relaxed) + k;
         if n >= self.next_wake.load(Ordering::Relaxed) {
             self.next_wake.store(n + self.every, Ordering::Relaxed);
             self.wake.notify_one();
@@ -258,7 +262,7 @@ impl PartitionAcks {
     pub fn ack_by(&self, offset: i64, consumer: u8) -> Result<bool, TrackError> {
         let acked = self.update(|w| w.acked_by(offset, consumer))?;
         if acked {
-            self.counter.count();
+            self.counter.count(1);
         }
         Ok(acked)
     }
@@ -289,9 +293,7 @@ impl PartitionAcks {
             }
             result
         };
-        for _ in 0..acked {
-            self.counter.count();
-        }
+        self.counter.count(acked as u64);
         result.map(|()| acked)
     }
 

@@ -1,0 +1,223 @@
+//! `group_by` against Python Faust (PyPI `faust-streaming`): a Faust worker and a Mephisto
+//! worker, each with an agent `regroup` regrouping the same transfers by
+//! `Transfer.account_id`, write byte-identical records (key, value, headers) to the same
+//! partitions of the same repartition topic, `regroup-<source>-Transfer.account_id-repartition`.
+//!
+//! Faust runs first, alone, until it has forwarded every transfer; then Mephisto (another app,
+//! so another consumer group reading the source from the start) forwards them all again. Each
+//! partition of the repartition topic then holds Faust's records followed by Mephisto's, and the
+//! two halves must be the same records.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
+use mephisto_engine::{ClientConfig, Cluster};
+use serde::{Deserialize, Serialize};
+use support::{tansu, unique};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Transfer {
+    account_id: String,
+    amount: f64,
+}
+
+const TRANSFERS: usize = 120;
+const PARTITIONS: i32 = 4;
+
+/// One record as written: key, value and headers (name, value) in order.
+type Written = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Kills the Faust worker when the test ends, however it ends.
+struct Faust(Child);
+
+impl Drop for Faust {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_faust(url: &str, app_id: &str, source: &str) -> Faust {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run scripts/install-peers.sh",
+        python.display()
+    );
+    let datadir =
+        std::env::temp_dir().join(format!("mephisto-faust-groupby-{}", std::process::id()));
+    let child = Command::new(python)
+        .arg(repo().join("agents/tests/peers/faust_group_by.py"))
+        .arg(source)
+        .env("MEPHISTO_BROKER", url)
+        .env("FAUST_APP_ID", app_id)
+        .env("FAUST_DATADIR", datadir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the Faust worker");
+    Faust(child)
+}
+
+/// Every record of `topic`'s partitions, read from the start until `expected` records in all
+/// (or `within`), by partition.
+async fn read_all(
+    url: &str,
+    topic: &str,
+    expected: usize,
+    within: Duration,
+) -> BTreeMap<i32, Vec<Written>> {
+    let cluster = Cluster::connect(ClientConfig::from_url(url).expect("url"))
+        .await
+        .expect("connect");
+    let fetcher = Fetcher::new(
+        cluster,
+        FetcherConfig::default().with_max_wait(Duration::from_millis(100)),
+    )
+    .expect("fetcher");
+    for p in 0..PARTITIONS {
+        fetcher
+            .assign(TopicPartition::new(topic, p), FetchPosition::Offset(0))
+            .expect("assign");
+    }
+    let mut out: BTreeMap<i32, Vec<Written>> = BTreeMap::new();
+    let mut n = 0;
+    let deadline = Instant::now() + within;
+    while n < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(batch) = tokio::time::timeout(left, fetcher.next_batch()).await else {
+            break;
+        };
+        let Ok(batch) = batch else {
+            // The topic may not exist yet: try again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        for record in batch.records().expect("records") {
+            let record = record.expect("record");
+            let headers = record
+                .headers()
+                .map(|h| (h.key().to_vec(), h.value().map(<[u8]>::to_vec)))
+                .collect();
+            out.entry(batch.partition).or_default().push((
+                record.key().map(<[u8]>::to_vec),
+                record.value().map(<[u8]>::to_vec),
+                headers,
+            ));
+            n += 1;
+        }
+    }
+    fetcher.close();
+    out
+}
+
+fn count(records: &BTreeMap<i32, Vec<Written>>) -> usize {
+    records.values().map(Vec::len).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faust_and_mephisto_regroup_into_the_same_records_and_partitions() {
+    let broker = tansu();
+    let source = unique("transfers");
+    let repartition = format!("regroup-{source}-Transfer.account_id-repartition");
+
+    // The transfers, written without a key (the page's groupby example).
+    let writer = support::app::test_app(&broker.url, &unique("groupby-writer"), PARTITIONS);
+    let input = writer.topic::<String, Transfer>(source.clone());
+    let mut last = None;
+    for i in 0..TRANSFERS {
+        let t = Transfer {
+            account_id: format!("account-{}", i % 7),
+            amount: i as f64 * 1.5,
+        };
+        last = Some(input.send(None, t).await.expect("queued"));
+    }
+    last.expect("sent").await.expect("written");
+
+    // Faust regroups them all, then stops.
+    let faust = start_faust(&broker.url, &unique("faust-regroup"), &source);
+    let by_faust = read_all(
+        &broker.url,
+        &repartition,
+        TRANSFERS,
+        Duration::from_secs(240),
+    )
+    .await;
+    drop(faust);
+    assert_eq!(
+        count(&by_faust),
+        TRANSFERS,
+        "Faust forwarded every transfer"
+    );
+
+    // Mephisto regroups them all again, into the same topic.
+    let app = support::app::test_app(&broker.url, &unique("mephisto-regroup"), PARTITIONS);
+    let source_topic = app.topic::<String, Transfer>(source.clone());
+    let _regroup = app
+        .agent::<String, Transfer>("regroup")
+        .topic(&source_topic)
+        .processing(|stream| async move {
+            let mut regrouped =
+                stream.group_by(|t: &Transfer| t.account_id.clone(), "Transfer.account_id");
+            while regrouped.next().await.is_some() {}
+            Ok(())
+        });
+    let worker = app.start_worker().await.expect("worker");
+    let all = read_all(
+        &broker.url,
+        &repartition,
+        2 * TRANSFERS,
+        Duration::from_secs(120),
+    )
+    .await;
+    worker.stop().await.expect("stop");
+    assert_eq!(
+        count(&all),
+        2 * TRANSFERS,
+        "Mephisto forwarded every transfer"
+    );
+
+    // Per partition: Faust's records, then Mephisto's; the same records, whatever the order in
+    // which the source partitions were read.
+    for p in 0..PARTITIONS {
+        let from_faust = by_faust.get(&p).cloned().unwrap_or_default();
+        let everything = all.get(&p).cloned().unwrap_or_default();
+        assert_eq!(
+            everything[..from_faust.len()],
+            from_faust[..],
+            "partition {p} starts with Faust's"
+        );
+        let mut faust_sorted = from_faust.clone();
+        let mut ours: Vec<Written> = everything[from_faust.len()..].to_vec();
+        faust_sorted.sort();
+        ours.sort();
+        assert_eq!(
+            ours, faust_sorted,
+            "partition {p}: Mephisto's records are Faust's"
+        );
+    }
+    // Every account's transfers are in one partition, keyed by the account id as text.
+    for (p, records) in &all {
+        for (key, value, _) in records {
+            let key = String::from_utf8(key.clone().expect("keyed")).expect("text key");
+            let t: Transfer =
+                serde_json::from_slice(value.as_deref().expect("value")).expect("json");
+            assert_eq!(t.account_id, key, "partition {p}");
+        }
+    }
+}
