@@ -1,5 +1,5 @@
 //! Allocations per event on the hot path, socket to agent function, counted by a global
-//! allocator in a worker reading a real broker (tansu, or the development broker with
+//! allocator (`mephisto_test_support::heap_stats`) in a worker reading a real broker (tansu, or the development broker with
 //! `MEPHISTO_TEST_BROKER=dev`; both run in processes of their own, so only the worker's
 //! allocations are counted).
 //!
@@ -12,49 +12,20 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mephisto::{App, CodecName};
+use mephisto_test_support::heap_stats::{self, CountingAlloc};
 use serde::{Deserialize, Serialize};
 use support::app::test_app;
 use support::{tansu, unique};
 
-/// Counts allocations while `COUNTING` is set.
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded to the system allocator with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded with the caller's pointer, layout and size.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 /// The count is process-wide: the tests of this file take turns.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -96,14 +67,12 @@ async fn per_event(seen: &AtomicU64) -> f64 {
         }
     };
     wait_for(WARM_UP).await;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
     let from = seen.load(Ordering::Acquire);
-    COUNTING.store(true, Ordering::Relaxed);
+    heap_stats::enable();
     wait_for(WINDOW_END).await;
-    COUNTING.store(false, Ordering::Relaxed);
+    heap_stats::disable();
     let to = seen.load(Ordering::Acquire);
-    let made = ALLOCATIONS.load(Ordering::Relaxed) - before;
-    made as f64 / (to - from) as f64
+    heap_stats::allocations() as f64 / (to - from) as f64
 }
 
 /// What serde_json allocates decoding one `Order` value, on average over the same values.
@@ -111,13 +80,12 @@ fn serde_per_value() -> f64 {
     let values: Vec<Vec<u8>> = (0..1000)
         .map(|i| serde_json::to_vec(&order(i)).expect("encodes"))
         .collect();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
+    heap_stats::enable();
     for v in &values {
         std::hint::black_box(serde_json::from_slice::<Order>(v).expect("decodes"));
     }
-    COUNTING.store(false, Ordering::Relaxed);
-    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / values.len() as f64
+    heap_stats::disable();
+    heap_stats::allocations() as f64 / values.len() as f64
 }
 
 /// Writes `EVENTS` records to `topic` with the app's producer, before any counting.

@@ -8,11 +8,9 @@
 //! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers,
 //!   acknowledges produced batches without storing them, and coordinates one-member groups.
 //! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
-//! - [`heap_stats`]: a counting global allocator (live and peak bytes of the Rust heap).
 //! - [`tansu`]: a private tansu broker for a bench run.
 //! - [`svg_plot`]: the SVG line and bar charts of `bench_plots`.
 
-pub mod heap_stats;
 pub mod pipeline_workload;
 pub mod proc_stats;
 pub mod replay_server;

@@ -8,7 +8,9 @@
 //! - [`offsets`]: offset tracking for out-of-order acks and the commit policy.
 //! - [`topic_partition`]: [`TopicPartition`], the partition key all of them share.
 //!
-//! This crate opens no sockets and reads no clock: the engine drives it.
+//! `topic_partition` is the leaf the others share; no two top-level modules import each
+//! other, directly or around a loop. This crate opens no sockets and reads no clock: the
+//! engine drives it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

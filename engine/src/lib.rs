@@ -16,8 +16,10 @@
 //!   read_committed; yields `Bytes`-backed batches with no copy per record.
 //! - [`group`]: [`GroupConsumer`](group::GroupConsumer), a consumer-group member (classic protocol).
 //!
-//! The producer, the fetcher and (later) the consumer-group driver build on [`Cluster`]. The
-//! in-memory development broker is its own crate, `mephisto-dev-broker`.
+//! The producer, the fetcher and the consumer-group driver build on [`Cluster`]; no two
+//! top-level modules import each other, directly or around a loop (the leaves — `config`,
+//! `broker_url`, `error`, `backoff` — sit below `connection` and `cluster`, which sit below the
+//! clients). The in-memory development broker is its own crate, `mephisto-dev-broker`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -305,7 +305,7 @@ impl<K: Model, V: Model> Stream<K, V> {
     /// event is forwarded, keyed by `key_fn(&value)`, to the topic
     /// `<agent>-<source topic>-<name>-repartition` (created when missing), and the returned
     /// stream reads that topic, so events with the same key always reach the same agent
-    /// instance. See the [module docs](self).
+    /// instance (Faust's topic name and key encoding, so both regroup alike).
     pub fn group_by<K2, F>(mut self, key_fn: F, name: &str) -> Stream<K2, V>
     where
         K2: Model,

@@ -22,8 +22,9 @@
 //!
 //! # Ending
 //! An agent function that returns (or whose source ends) ends its actor; when every actor has
-//! ended the agent is done ([`AgentHandle::join`] returns `Ok`), and the other agents of a
-//! worker go on.
+//! ended the agent is done
+//! ([`AgentHandle::join`](crate::core::supervisor::AgentHandle::join) returns `Ok`), and the
+//! other agents of a worker go on.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -53,7 +53,7 @@ impl Subscriptions {
         &self.client
     }
 
-    /// Adds routes to the table being built (at worker start, before [`seal`](Self::seal)).
+    /// Adds routes to the table being built (at worker start, before the table is sealed).
     pub fn build(&self, f: impl FnOnce(&mut RouteTable)) {
         f(&mut self.lock().building);
     }

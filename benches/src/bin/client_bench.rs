@@ -58,7 +58,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mephisto_benches::heap_stats::{self, CountingAlloc};
 use mephisto_benches::replay_server::{Payload, ReplayConfig, ReplayServer, ReplayStats};
 use mephisto_benches::tansu::Tansu;
 use mephisto_benches::{proc_stats, workload};
@@ -67,6 +66,7 @@ use mephisto_engine::producer::{
     Acks, Compression, Delivery, Producer, ProducerConfig, ProducerRecord,
 };
 use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
+use mephisto_test_support::heap_stats::{self, CountingAlloc};
 use rdkafka::config::ClientConfig as RdConfig;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};

@@ -12,7 +12,7 @@
 //!   request names is created as a sink topic with the input's partition count when the
 //!   request allows auto-creation (as `auto.create.topics.enable`); CreateTopics creates sink
 //!   topics with the count asked for (configs are accepted and ignored). At most
-//!   [`topics::MAX_TOPICS`] topics;
+//!   `MAX_TOPICS` topics;
 //! - ListOffsets: earliest 0, latest (and max timestamp) the log end;
 //! - Fetch: the input topic's record batches, built once at start with `BatchEncoder` from
 //!   [`Payload`] records, sliced (never re-encoded) per request within `max_bytes` and

@@ -169,7 +169,7 @@ impl PartitionWindow {
     }
 
     /// Consumer `consumer` gives `offset` up without processing it: the offset stays
-    /// uncommittable in this window (see the [module docs](self)). Same results as
+    /// uncommittable in this window (see this module's docs). Same results as
     /// [`acked_by`](Self::acked_by).
     pub fn abandon_by(&mut self, offset: i64, consumer: u8) -> Result<bool, TrackError> {
         self.change(offset, |e| {

@@ -47,7 +47,11 @@ impl Outcome {
     pub fn with_process_stats(mut self) -> Self {
         self.cpu_seconds = cpu_now();
         self.peak_rss_kib = proc_stats::peak_rss_kib().unwrap_or(0);
-        self.peak_heap_kib = crate::heap::peak_kib();
+        self.peak_heap_kib = if mephisto_test_support::heap_stats::enabled() {
+            (mephisto_test_support::heap_stats::peak_bytes() / 1024) as u64
+        } else {
+            0
+        };
         self
     }
 

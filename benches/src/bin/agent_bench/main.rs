@@ -53,7 +53,6 @@ mod broker;
 mod child;
 mod faust;
 mod fetcher;
-mod heap;
 mod mephisto_app;
 mod mephisto_ask;
 mod mephisto_consume;
@@ -89,11 +88,16 @@ fn run_child(role: &str, o: &Options) -> Result<Outcome, BoxError> {
     }
 }
 
+/// Heap accounting of a child (diagnostic, `AGENT_BENCH_HEAP=1`): the live heap's peak beside
+/// the peak RSS, to tell live data from allocator slack.
 #[global_allocator]
-static ALLOC: heap::Counting = heap::Counting;
+static ALLOC: mephisto_test_support::heap_stats::CountingAlloc =
+    mephisto_test_support::heap_stats::CountingAlloc;
 
 fn main() {
-    heap::enable_from_env();
+    if std::env::var_os("AGENT_BENCH_HEAP").is_some() {
+        mephisto_test_support::heap_stats::enable();
+    }
     let o = match Options::parse() {
         Ok(o) => o,
         Err(e) => {

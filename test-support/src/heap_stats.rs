@@ -1,6 +1,7 @@
-//! A counting global allocator for the client benchmark: live and peak bytes of the Rust heap
-//! (what Mephisto allocates; librdkafka's C `malloc`s do not go through it), off unless
-//! [`enable`] is called, so that it costs one relaxed load per allocation when off.
+//! A counting global allocator for allocation tests and the bench binaries: allocations, live
+//! and peak bytes of the Rust heap (what Mephisto allocates; librdkafka's C `malloc`s do not
+//! go through it), off unless [`enable`] is called, so that it costs one relaxed load per
+//! allocation when off. The count is process-wide: every thread's allocations count.
 //!
 //! The binary installs it with `#[global_allocator] static A: CountingAlloc = CountingAlloc;`.
 
@@ -77,6 +78,11 @@ pub fn enable() {
     PEAK.store(0, Ordering::Relaxed);
     ALLOCATIONS.store(0, Ordering::Relaxed);
     ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Stops counting (the figures stay readable).
+pub fn disable() {
+    ENABLED.store(false, Ordering::Relaxed);
 }
 
 /// Whether counting is on.
