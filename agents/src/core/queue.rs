@@ -3,9 +3,12 @@
 //!
 //! It is built for the per-event path: a producer pushes a whole fetched batch under one lock
 //! (waiting for room when the queue is full: back-pressure, resumed once half the queue is
-//! free), a consumer that is alone on the queue takes up to a batch in one lock too, and
-//! nothing is allocated per item beyond the ring buffer's growth up to its capacity. Waiting is
-//! done with wakers kept in the queue, so a stream polls it without boxing a future.
+//! free), and a consumer alone on the queue takes up to a batch in one lock too. Items are not
+//! moved one by one on the way: the queue holds chunks (the producers' buffers, handed over
+//! whole), and a consumer with an empty buffer takes the front chunk whole, its own buffer
+//! going back to a small pool the producers draw their next buffer from. So nothing is
+//! allocated per item once the buffers have grown. Waiting is done with wakers kept in the
+//! queue, so a stream polls it without boxing a future.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -16,11 +19,89 @@ use std::task::{Context, Poll, Waker};
 #[error("the queue is closed")]
 pub struct Closed;
 
+/// Pushes of at most this many items join the last chunk instead of making a new one.
+const SMALL_PUSH: usize = 16;
+/// Emptied buffers kept for reuse.
+const SPARE_BUFFERS: usize = 2;
+
 struct State<T> {
-    items: VecDeque<T>,
+    /// The items, in order, in the buffers they were pushed in.
+    chunks: VecDeque<VecDeque<T>>,
+    /// Items over all chunks.
+    len: usize,
+    /// Empty buffers, their capacity kept, for the next pushes.
+    spare: Vec<VecDeque<T>>,
     closed: bool,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
+}
+
+impl<T> State<T> {
+    fn buffer(&mut self) -> VecDeque<T> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps an emptied buffer for reuse (unless it is larger than the queue ever needs).
+    fn recycle(&mut self, buffer: VecDeque<T>, capacity: usize) {
+        if buffer.is_empty()
+            && buffer.capacity() > 0
+            && buffer.capacity() <= capacity.max(SMALL_PUSH)
+            && self.spare.len() < SPARE_BUFFERS
+        {
+            self.spare.push(buffer);
+        }
+    }
+
+    /// Appends `items` (all of them) after the last item.
+    fn append(&mut self, items: &mut VecDeque<T>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.len += n;
+        match self.chunks.back_mut() {
+            Some(last) if n <= SMALL_PUSH => last.extend(items.drain(..n)),
+            _ if n == items.len() => {
+                let fresh = self.buffer();
+                let chunk = std::mem::replace(items, fresh);
+                self.chunks.push_back(chunk);
+            }
+            _ => {
+                let mut chunk = self.buffer();
+                chunk.extend(items.drain(..n));
+                self.chunks.push_back(chunk);
+            }
+        }
+    }
+
+    /// Moves up to `max` (at least 1) items to `out`; the front chunk whole when it fits an
+    /// empty `out`.
+    fn take(&mut self, max: usize, out: &mut VecDeque<T>, capacity: usize) {
+        let mut want = max.max(1);
+        while want > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if out.is_empty() && front.len() <= want {
+                let Some(chunk) = self.chunks.pop_front() else {
+                    break;
+                };
+                self.len -= chunk.len();
+                let old = std::mem::replace(out, chunk);
+                self.recycle(old, capacity);
+                // One whole chunk per take: the caller comes back when it is used up.
+                break;
+            }
+            let k = want.min(front.len());
+            out.extend(front.drain(..k));
+            self.len -= k;
+            want -= k;
+            if front.is_empty() {
+                if let Some(empty) = self.chunks.pop_front() {
+                    self.recycle(empty, capacity);
+                }
+            }
+        }
+    }
 }
 
 /// A bounded FIFO queue; see the [module docs](self).
@@ -49,7 +130,9 @@ impl<T> Queue<T> {
     pub fn new(capacity: usize) -> Self {
         Queue {
             state: Mutex::new(State {
-                items: VecDeque::new(),
+                chunks: VecDeque::new(),
+                len: 0,
+                spare: Vec::new(),
                 closed: false,
                 readers: Vec::new(),
                 writers: Vec::new(),
@@ -62,14 +145,14 @@ impl<T> Queue<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The capacity.
+    /// The most items it holds.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Items queued now.
+    /// Items queued.
     pub fn len(&self) -> usize {
-        self.lock().items.len()
+        self.lock().len
     }
 
     /// Whether nothing is queued.
@@ -77,13 +160,12 @@ impl<T> Queue<T> {
         self.len() == 0
     }
 
-    /// Whether the queue is closed.
+    /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
-    /// Refuses new items; readers get what is queued, then the end. Waiting writers get
-    /// [`Closed`].
+    /// Accepts nothing more; readers get what is queued, then the end.
     pub fn close(&self) {
         let (readers, writers) = {
             let mut s = self.lock();
@@ -96,36 +178,44 @@ impl<T> Queue<T> {
         readers.into_iter().chain(writers).for_each(Waker::wake);
     }
 
-    /// Takes every queued item out (for a stopping worker that gives them up).
+    /// Takes every queued item.
     pub fn drain(&self) -> Vec<T> {
         let (items, writers) = {
             let mut s = self.lock();
-            (s.items.drain(..).collect(), std::mem::take(&mut s.writers))
+            s.len = 0;
+            let items = std::mem::take(&mut s.chunks)
+                .into_iter()
+                .flatten()
+                .collect();
+            (items, std::mem::take(&mut s.writers))
         };
         writers.into_iter().for_each(Waker::wake);
         items
     }
 
-    /// Puts `items` back at the front, in their order, whatever the room or whether the queue
-    /// is closed (events an ending actor had taken and not handed out: the queue's other
-    /// readers, or whoever drains it, deal with them).
+    /// Puts items back at the front, in their order (taken but not handed out), even past
+    /// capacity or after [`close`](Self::close).
     pub fn return_front(&self, items: impl IntoIterator<Item = T, IntoIter: DoubleEndedIterator>) {
         let readers = {
             let mut s = self.lock();
-            let before = s.items.len();
-            for item in items.into_iter().rev() {
-                s.items.push_front(item);
+            let mut chunk = s.buffer();
+            chunk.extend(items);
+            let n = chunk.len();
+            if n > 0 {
+                s.len += n;
+                s.chunks.push_front(chunk);
+            } else {
+                s.recycle(chunk, self.capacity);
             }
-            let n = s.items.len() - before;
             let k = n.min(s.readers.len());
             s.readers.drain(..k).collect::<Vec<_>>()
         };
         readers.into_iter().for_each(Waker::wake);
     }
 
-    /// Moves items from the front of `items` into the queue while there is room; on a full
-    /// queue registers `cx` to be woken when room frees. `Ready(Ok)` once `items` is empty,
-    /// `Ready(Err(Closed))` on a closed queue (the items not taken stay in `items`).
+    /// Moves as many of `items` as there is room for (from the front); `Ready(Ok)` once all
+    /// are queued, `Pending` (woken when room frees up) otherwise. `items` may come back as
+    /// another (empty) buffer.
     pub fn poll_push(
         &self,
         cx: &mut Context<'_>,
@@ -136,14 +226,13 @@ impl<T> Queue<T> {
             if s.closed {
                 return Poll::Ready(Err(Closed));
             }
-            let room = self.capacity.saturating_sub(s.items.len());
+            let room = self.capacity.saturating_sub(s.len);
             let n = room.min(items.len());
-            s.items.extend(items.drain(..n));
+            s.append(items, n);
             if !items.is_empty() {
                 register(&mut s.writers, cx.waker());
             }
             if n > 0 {
-                // Wake as many readers as there are new items (they take one each, or all).
                 let k = n.min(s.readers.len());
                 s.readers.drain(..k).collect::<Vec<_>>()
             } else {
@@ -158,13 +247,12 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pushes every item of `items`, waiting for room; `Err(Closed)` on a closed queue (the
-    /// items not taken stay in `items`).
+    /// Pushes all of `items`, waiting for room as needed.
     pub async fn push_all(&self, items: &mut VecDeque<T>) -> Result<(), Closed> {
         std::future::poll_fn(|cx| self.poll_push(cx, items)).await
     }
 
-    /// Pushes one item, waiting for room.
+    /// Pushes one item, waiting for room; the item comes back if the queue is closed.
     pub async fn push(&self, item: T) -> Result<(), (Closed, T)> {
         let mut items = VecDeque::from([item]);
         match self.push_all(&mut items).await {
@@ -176,17 +264,25 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Pushes one item if there is room now.
+    /// Pushes one item if there is room.
     pub fn try_push(&self, item: T) -> Result<(), (TryPushError, T)> {
         let reader = {
             let mut s = self.lock();
             if s.closed {
                 return Err((TryPushError::Closed, item));
             }
-            if s.items.len() >= self.capacity {
+            if s.len >= self.capacity {
                 return Err((TryPushError::Full, item));
             }
-            s.items.push_back(item);
+            s.len += 1;
+            match s.chunks.back_mut() {
+                Some(last) => last.push_back(item),
+                None => {
+                    let mut chunk = s.buffer();
+                    chunk.push_back(item);
+                    s.chunks.push_back(chunk);
+                }
+            }
             s.readers.pop()
         };
         if let Some(w) = reader {
@@ -195,23 +291,21 @@ impl<T> Queue<T> {
         Ok(())
     }
 
-    /// Takes up to `max` (at least 1) items into `out`, or registers `cx` when nothing is
-    /// queued. `Ready(false)` once the queue is closed and empty.
+    /// Moves up to `max` (at least 1) items to `out` (which may come back as another buffer
+    /// when it was empty): `Ready(true)` when some were moved, `Ready(false)` once the queue is
+    /// closed and empty, `Pending` (woken on a push) otherwise.
     pub fn poll_pop(&self, cx: &mut Context<'_>, max: usize, out: &mut VecDeque<T>) -> Poll<bool> {
         let writers = {
             let mut s = self.lock();
-            if s.items.is_empty() {
+            if s.len == 0 {
                 if s.closed {
                     return Poll::Ready(false);
                 }
                 register(&mut s.readers, cx.waker());
                 return Poll::Pending;
             }
-            let n = max.max(1).min(s.items.len());
-            out.extend(s.items.drain(..n));
-            // Writers waiting for room go on once half the queue is free: woken together,
-            // they refill it in a few large pushes rather than one event each.
-            if s.items.len() <= self.capacity / 2 {
+            s.take(max, out, self.capacity);
+            if s.len <= self.capacity / 2 {
                 std::mem::take(&mut s.writers)
             } else {
                 Vec::new()
@@ -223,7 +317,7 @@ impl<T> Queue<T> {
 
     /// The next item, waiting for one; `None` once the queue is closed and empty.
     pub async fn pop(&self) -> Option<T> {
-        let mut out = VecDeque::with_capacity(1);
+        let mut out = VecDeque::new();
         if std::future::poll_fn(|cx| self.poll_pop(cx, 1, &mut out)).await {
             out.pop_front()
         } else {
@@ -315,5 +409,90 @@ mod tests {
             total += r.await.unwrap();
         }
         assert_eq!(total, 100);
+    }
+
+    /// One step of the model test.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(u8),
+        TryPush,
+        Pop(u8),
+        ReturnFront(u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..40).prop_map(Op::Push),
+            Just(Op::TryPush),
+            (0u8..40).prop_map(Op::Pop),
+            (0u8..4).prop_map(Op::ReturnFront),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the mix of pushes (small ones join a chunk, large ones hand theirs over),
+        /// pops (whole chunks or parts) and returns, the queue is the FIFO of a plain
+        /// `VecDeque` and never exceeds its capacity through pushes.
+        #[test]
+        fn behaves_as_a_bounded_fifo(ops in proptest::collection::vec(op(), 1..80), cap in 1usize..64) {
+            let q = Queue::new(cap);
+            let mut model: VecDeque<u32> = VecDeque::new();
+            let mut next = 0u32;
+            let waker = futures_util::task::noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            let mut taken: VecDeque<u32> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Push(n) => {
+                        let mut items: VecDeque<u32> = (next..next + u32::from(n)).collect();
+                        next += u32::from(n);
+                        let before = items.len();
+                        let _ = q.poll_push(&mut cx, &mut items);
+                        let pushed = before - items.len();
+                        // Up to the room left (returned items may have filled it past capacity).
+                        proptest::prop_assert_eq!(pushed, before.min(cap.saturating_sub(model.len())));
+                        let first = next - u32::from(n);
+                        model.extend(first..first + u32::try_from(pushed).unwrap_or(0));
+                        // What did not fit is dropped: the next pushes go on with new numbers.
+                    }
+                    Op::TryPush => {
+                        let r = q.try_push(next);
+                        if model.len() < cap {
+                            proptest::prop_assert!(r.is_ok());
+                            model.push_back(next);
+                        } else {
+                            proptest::prop_assert!(matches!(r, Err((TryPushError::Full, _))));
+                        }
+                        next += 1;
+                    }
+                    Op::Pop(max) => {
+                        let mut out = std::mem::take(&mut taken);
+                        out.clear();
+                        let r = q.poll_pop(&mut cx, usize::from(max), &mut out);
+                        let want = usize::from(max).max(1).min(model.len());
+                        match r {
+                            Poll::Ready(true) => {
+                                proptest::prop_assert!(!out.is_empty() && out.len() <= want);
+                                let expect: Vec<u32> = model.drain(..out.len()).collect();
+                                proptest::prop_assert_eq!(out.iter().copied().collect::<Vec<_>>(), expect);
+                            }
+                            _ => proptest::prop_assert!(model.is_empty()),
+                        }
+                        taken = out;
+                    }
+                    Op::ReturnFront(n) => {
+                        let back: Vec<u32> = (0..u32::from(n)).map(|i| 1_000_000 + next + i).collect();
+                        next += u32::from(n);
+                        q.return_front(back.clone());
+                        for v in back.into_iter().rev() {
+                            model.push_front(v);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+            }
+            proptest::prop_assert_eq!(q.drain(), model.into_iter().collect::<Vec<_>>());
+        }
     }
 }

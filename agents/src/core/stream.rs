@@ -90,8 +90,11 @@ pub struct Stream<K, V> {
 
 /// Acks gathered before they go to the acker in one call.
 const ACK_BATCH: usize = 64;
-/// Events a stream alone on its queue takes per lock.
-const EXCLUSIVE_BATCH: usize = 64;
+/// Events a stream alone on its queue takes per lock: as many as a partition task hands over
+/// at once, so that the queue usually trades its whole buffer instead of moving events (they
+/// no longer count against the queue's capacity once taken, so up to twice the capacity is
+/// buffered).
+const EXCLUSIVE_BATCH: usize = 1024;
 
 impl<K, V> fmt::Debug for Stream<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -321,9 +324,23 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
         }
     }
 
+    /// [`ack_previous`](Self::ack_previous), unless the next event is at hand: the hand-out
+    /// then takes the previous ack under the slot lock it takes anyway (one lock per event
+    /// instead of two). `poll_event` acks it before it waits, ends or redelivers.
+    pub(crate) fn ack_previous_with_next(&mut self) {
+        if self.handed_out && self.acks && !self.scratch.is_empty() && !self.slot.has_redeliveries()
+        {
+            return;
+        }
+        self.ack_previous();
+    }
+
     /// The next event (redeliveries first), skipping events whose source is gone.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
         loop {
+            if self.slot.has_redeliveries() {
+                self.ack_previous();
+            }
             if let Some(ev) = self.redelivery() {
                 return Poll::Ready(Some(ev));
             }
@@ -331,6 +348,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
                 Some(ev) => Some(ev),
                 None => {
                     // Nothing at hand: what was processed is acked before waiting.
+                    self.ack_previous();
                     self.flush_acks();
                     match &mut self.source {
                         Source::Queue(q) => match q.poll_pop(cx, self.batch, &mut self.scratch) {
@@ -400,13 +418,17 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
         let reply = self.current_of(&ev);
         Self::record_span(|| ev.id());
         let mut slot = self.slot.lock();
+        let previous = std::mem::take(&mut self.handed_out) && self.acks;
+        if previous {
+            slot.take_acks_into(&mut self.pending_acks);
+        }
         slot.begin_unit();
         if let Some(copies) = &mut slot.copies {
             copies.push(Box::new(ev.clone()));
         }
         slot.auto_ack = self.acks;
         let (value, meta) = ev.split();
-        slot.current = Some(Current {
+        let finished = slot.current.replace(Current {
             ack: meta.ack,
             seq: meta.seq,
             message: meta.message,
@@ -414,7 +436,11 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
             reply,
         });
         drop(slot);
+        drop(finished);
         self.handed_out = true;
+        if previous && self.pending_acks.len() >= ACK_BATCH {
+            self.flush_acks();
+        }
         value
     }
 
@@ -423,6 +449,10 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
         let reply = self.current_of(ev);
         Self::record_span(|| ev.id());
         let mut slot = self.slot.lock();
+        let previous = std::mem::take(&mut self.handed_out) && self.acks;
+        if previous {
+            slot.take_acks_into(&mut self.pending_acks);
+        }
         slot.begin_unit();
         if let Some(copies) = &mut slot.copies {
             copies.push(Box::new(ev.clone()));
@@ -437,6 +467,9 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> Stream<K, V> {
         });
         drop(slot);
         self.handed_out = true;
+        if previous && self.pending_acks.len() >= ACK_BATCH {
+            self.flush_acks();
+        }
     }
 
     /// Records a batch handed out by `take`: its acks (acked on the next request) and its last
@@ -495,7 +528,7 @@ impl<K, V> Drop for Stream<K, V> {
 impl<K: Clone + Send + 'static, V: Clone + Send + 'static> futures_util::Stream for Stream<K, V> {
     type Item = V;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<V>> {
-        self.ack_previous();
+        self.ack_previous_with_next();
         match self.poll_event(cx) {
             Poll::Ready(Some(ev)) => Poll::Ready(Some(self.hand_out(ev))),
             Poll::Ready(None) => Poll::Ready(None),
@@ -518,7 +551,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> futures_util::Stream 
     type Item = Event<K, V>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
         let s = &mut self.0;
-        s.ack_previous();
+        s.ack_previous_with_next();
         match s.poll_event(cx) {
             Poll::Ready(Some(ev)) => {
                 s.hand_out_event(&ev);
@@ -536,7 +569,7 @@ impl<K: Clone + Send + 'static, V: Clone + Send + 'static> futures_util::Stream 
     type Item = (Option<K>, V);
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let s = &mut self.0;
-        s.ack_previous();
+        s.ack_previous_with_next();
         match s.poll_event(cx) {
             Poll::Ready(Some(mut ev)) => {
                 let key = ev.key.take();
