@@ -11,9 +11,11 @@
 //! * [`core`]: the broker-free core — events and acks, codecs, channels, streams, agents and
 //!   their actors, supervision, sinks, `test_context`. It imports neither the engine nor the
 //!   app.
+//! * [`state`]: table state without a broker — a table partition's data and Faust's windows.
+//!   It imports neither the engine nor the runtime.
 //! * [`runtime`]: the Kafka runtime on core + engine — the worker, its partition tasks and
 //!   routes, topic sinks and replies with their write tracking, dead letters, the reply
-//!   reader, the connection and the settings.
+//!   reader, the connection and the settings, tables' partitions and their recovery.
 //! * [`app`]: the Faust API on top — [`App`], [`Topic`], agent builders, `ask`/`map`/`join`,
 //!   `group_by`/`through`/`echo`, and `app.main()`'s command line.
 //!
@@ -56,15 +58,16 @@
 pub mod app;
 pub mod core;
 pub mod runtime;
+pub mod state;
 
 pub use crate::core::{
-    ack, agent, channel, codec, error, event, policy, queue, reqrep, sink, stream, supervisor,
-    take, test_context,
+    ack, agent, channel, codec, context, error, event, policy, queue, reqrep, sink, stream,
+    supervisor, take, test_context,
 };
 
 pub use crate::app::{
     AgentBuilder, AgentInfo, App, AppAgent, AppError, AskOptions, Model, SendHandle, SendOptions,
-    Topic,
+    Table, TableError, Topic,
 };
 pub use crate::core::agent::{Agent, Reply};
 pub use crate::core::channel::{Channel, ChannelSender};

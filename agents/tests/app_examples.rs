@@ -216,3 +216,15 @@ fn errors_are_acked_retried_and_dead_lettered() {
     assert!(out.contains("order 2 has quantity 0"), "{out}");
     assert!(out.contains("dead letter \"not an order\""), "{out}");
 }
+
+#[test]
+fn word_count_counts_every_word_in_its_table() {
+    let broker = tansu();
+    let out = run_ok("word_count", &broker.url, &[]);
+    for line in ["     the 4", "     fox 2", "    lazy 2", "   quick 1"] {
+        assert!(out.lines().any(|l| l == line), "{line:?} in {out}");
+    }
+    // A second run of the same app recovers the counts from the changelog and counts on.
+    let out = run_ok("word_count", &broker.url, &[]);
+    assert!(out.lines().any(|l| l == "     the 8"), "{out}");
+}

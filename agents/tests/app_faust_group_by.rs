@@ -13,12 +13,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
-use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
-use mephisto_engine::{ClientConfig, Cluster};
 use serde::{Deserialize, Serialize};
+use support::topics::{read_all, Written};
 use support::{tansu, unique};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +28,6 @@ struct Transfer {
 
 const TRANSFERS: usize = 120;
 const PARTITIONS: i32 = 4;
-
-/// One record as written: key, value and headers (name, value) in order.
-type Written = (
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Vec<(Vec<u8>, Option<Vec<u8>>)>,
-);
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -74,58 +66,6 @@ fn start_faust(url: &str, app_id: &str, source: &str) -> Faust {
     Faust(child)
 }
 
-/// Every record of `topic`'s partitions, read from the start until `expected` records in all
-/// (or `within`), by partition.
-async fn read_all(
-    url: &str,
-    topic: &str,
-    expected: usize,
-    within: Duration,
-) -> BTreeMap<i32, Vec<Written>> {
-    let cluster = Cluster::connect(ClientConfig::from_url(url).expect("url"))
-        .await
-        .expect("connect");
-    let fetcher = Fetcher::new(
-        cluster,
-        FetcherConfig::default().with_max_wait(Duration::from_millis(100)),
-    )
-    .expect("fetcher");
-    for p in 0..PARTITIONS {
-        fetcher
-            .assign(TopicPartition::new(topic, p), FetchPosition::Offset(0))
-            .expect("assign");
-    }
-    let mut out: BTreeMap<i32, Vec<Written>> = BTreeMap::new();
-    let mut n = 0;
-    let deadline = Instant::now() + within;
-    while n < expected {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(batch) = tokio::time::timeout(left, fetcher.next_batch()).await else {
-            break;
-        };
-        let Ok(batch) = batch else {
-            // The topic may not exist yet: try again.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        for record in batch.records().expect("records") {
-            let record = record.expect("record");
-            let headers = record
-                .headers()
-                .map(|h| (h.key().to_vec(), h.value().map(<[u8]>::to_vec)))
-                .collect();
-            out.entry(batch.partition).or_default().push((
-                record.key().map(<[u8]>::to_vec),
-                record.value().map(<[u8]>::to_vec),
-                headers,
-            ));
-            n += 1;
-        }
-    }
-    fetcher.close();
-    out
-}
-
 fn count(records: &BTreeMap<i32, Vec<Written>>) -> usize {
     records.values().map(Vec::len).sum()
 }
@@ -153,6 +93,7 @@ async fn faust_and_mephisto_regroup_into_the_same_records_and_partitions() {
     let faust = start_faust(&broker.url, &unique("faust-regroup"), &source);
     let by_faust = read_all(
         &broker.url,
+        PARTITIONS,
         &repartition,
         TRANSFERS,
         Duration::from_secs(240),
@@ -180,6 +121,7 @@ async fn faust_and_mephisto_regroup_into_the_same_records_and_partitions() {
     let worker = app.start_worker().await.expect("worker");
     let all = read_all(
         &broker.url,
+        PARTITIONS,
         &repartition,
         2 * TRANSFERS,
         Duration::from_secs(120),

@@ -21,6 +21,7 @@ mod builder;
 mod cli;
 mod error;
 mod repartition;
+mod table;
 mod topic;
 
 use std::sync::{Arc, Mutex};
@@ -32,12 +33,14 @@ use tokio::sync::OnceCell;
 pub use agent::{AgentInfo, AppAgent, AskOptions};
 pub use builder::AgentBuilder;
 pub use error::AppError;
+pub use table::{Table, TableError};
 pub use topic::{Model, SendHandle, SendOptions, Topic};
 
 use crate::core::channel::Channel;
 use crate::runtime::client::Client;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::settings::Settings;
+use crate::runtime::tables::{TablePartitions, Tables};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::worker::{Worker, WorkerAgent};
 use crate::runtime::writes::ClientSource;
@@ -53,6 +56,7 @@ struct AppInner {
     id: String,
     settings: Mutex<Settings>,
     agents: Mutex<Vec<Arc<dyn Registered>>>,
+    tables: Mutex<Vec<Arc<dyn TablePartitions>>>,
     client: OnceCell<Arc<Client>>,
 }
 
@@ -77,6 +81,7 @@ impl App {
                 id,
                 settings: Mutex::new(settings),
                 agents: Mutex::new(Vec::new()),
+                tables: Mutex::new(Vec::new()),
                 client: OnceCell::new(),
             }),
         }
@@ -124,6 +129,20 @@ impl App {
     /// `app.topic('name', key_type=K, value_type=V)`).
     pub fn topic<K: Model, V: Model>(&self, name: impl Into<String>) -> Topic<K, V> {
         Topic::new(self.clone(), vec![name.into()])
+    }
+
+    /// A table named `name` with keys `K` and values `V` (Faust's `app.Table(name)`): its
+    /// changelog is `<app id>-<name>-changelog`, with the app's `topic_partitions` unless
+    /// [`Table::partitions`] says otherwise. See [`Table`].
+    pub fn table<K, V>(&self, name: impl Into<String>) -> Table<K, V>
+    where
+        K: Model + std::hash::Hash + Eq,
+        V: Model,
+    {
+        let partitions = self.settings().topic_partitions;
+        let table = Table::new(self.clone(), name.into(), partitions);
+        lock(&self.inner.tables).push(table.as_partitions());
+        table
     }
 
     /// Describes several topics read as one source; the first is the main topic (Faust's
@@ -197,12 +216,14 @@ impl App {
         Ok(self.client().await?.url().to_owned())
     }
 
-    /// The topics the registered agents use (sources and dead-letter topics).
+    /// The topics the registered agents and tables use (sources, dead-letter topics,
+    /// changelogs).
     pub fn declared_topics(&self) -> Vec<TopicSpec> {
         let mut specs: Vec<TopicSpec> = lock(&self.inner.agents)
             .iter()
             .flat_map(|a| a.topics())
             .collect();
+        specs.extend(lock(&self.inner.tables).iter().map(|t| t.changelog()));
         specs.sort_by(|a, b| a.name.cmp(&b.name));
         specs.dedup_by(|a, b| a.name == b.name);
         specs
@@ -226,7 +247,8 @@ impl App {
             .iter()
             .map(|a| Arc::clone(a).as_worker_agent())
             .collect();
-        Ok(Worker::start(&self.inner.id, client, agents).await?)
+        let tables = Tables::new(lock(&self.inner.tables).clone());
+        Ok(Worker::start(&self.inner.id, client, agents, tables).await?)
     }
 
     /// Flushes what was sent and closes the connection's producer and reply reader (deleting

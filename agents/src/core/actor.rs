@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::core::ack::AckRef;
 use crate::core::agent::Agent;
 use crate::core::channel::Channel;
+use crate::core::context::{self, ActorContext};
 use crate::core::error::{panic_message, AgentError, At, BoxError, WriteError};
 use crate::core::event::{Event, EventId, Message};
 use crate::core::policy::Restarts;
@@ -72,7 +73,14 @@ where
             .keep_copies(agent.retry.is_some())
             .with_key_json(agent.key_json);
         let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| (agent.fun)(stream))) {
-            Ok(out) => drive(&agent, out, &slot, &span, &mut retrying).await,
+            Ok(out) => {
+                let context = ActorContext {
+                    slot: slot.clone(),
+                    agent: Arc::clone(&agent.name),
+                    failure: agent.failure.clone(),
+                };
+                context::scope(context, drive(&agent, out, &slot, &span, &mut retrying)).await
+            }
             Err(p) => Outcome::Panic(panic_message(p.as_ref())),
         };
         let (current, fatal) = {

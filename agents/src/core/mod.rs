@@ -9,6 +9,7 @@
 //! - [`codec`]: [`Codec`](codec::Codec), `Json`, `Raw`, `Postcard`, [`SerdeCodec`](codec::SerdeCodec).
 //! - [`queue`]: the bounded queue between an agent's senders and its actors.
 //! - [`channel`]: [`Channel`](channel::Channel) (Faust's `app.channel()`).
+//! - [`context`]: the actor agent code runs in ([`current_event`](context::current_event)).
 //! - [`stream`], [`take`]: [`Stream`](stream::Stream) and its adapters.
 //! - [`agent`], `actor`, [`supervisor`], [`policy`]: agents, their actors and supervisor,
 //!   restart and retry policies.
@@ -22,6 +23,7 @@ mod actor;
 pub mod agent;
 pub mod channel;
 pub mod codec;
+pub mod context;
 pub mod error;
 pub mod event;
 pub mod policy;

@@ -63,4 +63,15 @@ pub enum RuntimeError {
     /// Something this process runs is closed.
     #[error("{0} is closed")]
     Closed(&'static str),
+    /// Reading a table partition's changelog failed.
+    #[error("recovering partition {partition} of table {table}: {source}")]
+    Recovery {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+        /// What the changelog reader reported.
+        #[source]
+        source: FetchError,
+    },
 }

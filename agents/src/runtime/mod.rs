@@ -6,6 +6,8 @@
 //!   queues fed through [`route`]s, graceful stop within a grace period.
 //! - [`route`]: typed routes from a topic's records to the agents that read it, decoded once;
 //!   [`subscriptions`]: the topics read, growing when a `group_by` adds one.
+//! - [`tables`]: the app's tables as partition tasks hold them, and their recovery from
+//!   changelogs before a partition's events are processed.
 //! - `acker`: an event's ack as a slot update in its partition's window.
 //! - [`writes`]: topic sinks and replies as queued records; [`tracker`]: their
 //!   acknowledgements release their events; [`dead_letter`]: an agent's dead-letter topic.
@@ -26,6 +28,7 @@ pub mod replies;
 pub mod route;
 pub mod settings;
 pub mod subscriptions;
+pub mod tables;
 pub mod topics;
 pub mod tracker;
 pub mod worker;

@@ -19,12 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mephisto_engine::group::AssignedPartition;
+use mephisto_engine::group::{AssignedPartition, Ownership};
 
 use crate::core::ack::Acker;
 use crate::core::event::Message;
 use crate::runtime::acker::PartitionAcker;
+use crate::runtime::client::Client;
+use crate::runtime::error::RuntimeError;
 use crate::runtime::route::{OpenRoute, Stop, TopicRoute};
+use crate::runtime::tables::Tables;
 
 /// What a partition task reports to the worker.
 pub(crate) struct Progress {
@@ -71,15 +74,63 @@ impl Progress {
     }
 }
 
+/// The app's tables, for a partition task to hold its table partitions.
+pub(crate) struct TableContext {
+    pub(crate) tables: Arc<Tables>,
+    pub(crate) client: Arc<Client>,
+}
+
+/// Holds the partition's table partitions (recovering them first), unless the partition is
+/// lost or the worker stops meanwhile. Returns the topic's partition count to release them
+/// with, `None` when nothing is held.
+async fn hold_tables(
+    context: &TableContext,
+    assigned: &AssignedPartition,
+    stop: &mut Stop,
+) -> Result<Option<usize>, ()> {
+    if context.tables.is_empty() {
+        return Ok(None);
+    }
+    let partition = assigned.partition();
+    let acquire = async {
+        let meta = context.client.cluster().topic(&partition.topic).await?;
+        let n = meta.partitions.len();
+        context
+            .tables
+            .acquire(&context.client, n, partition.partition)
+            .await?;
+        Ok::<usize, RuntimeError>(n)
+    };
+    let mut lost = assigned.acks().watch_ownership();
+    tokio::select! {
+        held = acquire => match held {
+            Ok(n) => Ok(Some(n)),
+            Err(e) => {
+                tracing::error!(%partition, error = %e, "table recovery failed; the partition's events are not processed");
+                Err(())
+            }
+        },
+        _ = stop.changed() => Err(()),
+        _ = lost.wait_for(|o| *o != Ownership::Owned) => Err(()),
+    }
+}
+
 /// Runs one partition until it is no longer ours or the worker stops.
 pub(crate) async fn run(
     assigned: AssignedPartition,
     routes: Arc<[Arc<dyn TopicRoute>]>,
+    tables: TableContext,
     stopping: Arc<AtomicBool>,
     mut stop: Stop,
     progress: Arc<Progress>,
 ) {
     let partition = assigned.partition().clone();
+    // Recovering is waiting, not being stuck; the worker is not idle before it is done.
+    progress.caught_up.store(false, Ordering::Relaxed);
+    let Ok(held_tables) = hold_tables(&tables, &assigned, &mut stop).await else {
+        return;
+    };
+    progress.caught_up.store(true, Ordering::Relaxed);
     let acks = Arc::clone(assigned.acks());
     let acker: Arc<dyn Acker> = Arc::new(PartitionAcker::new(Arc::clone(&acks), stopping));
     let consumers: u32 = routes.iter().map(|r| r.consumers()).sum();
@@ -196,6 +247,9 @@ pub(crate) async fn run(
         );
     }
     close(open).await;
+    if let Some(n) = held_tables {
+        tables.tables.release(n, partition.partition).await;
+    }
     tracing::debug!(%partition, ownership = ?assigned.ownership(), "partition task ended");
 }
 

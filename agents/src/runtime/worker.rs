@@ -32,10 +32,11 @@ use crate::core::supervisor::AgentHandle;
 use crate::runtime::client::Client;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::group_thread::GroupThread;
-use crate::runtime::partition::{self, Progress};
+use crate::runtime::partition::{self, Progress, TableContext};
 use crate::runtime::route::Stop;
 use crate::runtime::settings::Settings;
 use crate::runtime::subscriptions::Subscriptions;
+use crate::runtime::tables::Tables;
 
 /// Most agents one event can be delivered to (one bit each in its partition's window).
 pub const MAX_AGENTS_PER_TOPIC: u32 = mephisto_engine::group::MAX_CONSUMERS;
@@ -180,8 +181,10 @@ impl Worker {
         app_id: &str,
         client: Arc<Client>,
         agents: Vec<Arc<dyn WorkerAgent>>,
+        tables: Tables,
     ) -> Result<Worker, RuntimeError> {
         let settings = client.settings().clone();
+        let tables = Arc::new(tables);
         let subscriptions = Arc::new(Subscriptions::new(Arc::clone(&client)));
         let mut running = Vec::new();
         let mut background = Vec::new();
@@ -234,6 +237,7 @@ impl Worker {
             background.push(tokio::spawn(dispatch(
                 events,
                 Arc::clone(&subscriptions),
+                Arc::clone(&tables),
                 Arc::clone(&tasks),
                 Arc::clone(&stopping),
                 stop_tx.subscribe(),
@@ -493,6 +497,7 @@ async fn watch_agent(
 async fn dispatch(
     mut events: PartitionEvents,
     subscriptions: Arc<Subscriptions>,
+    tables: Arc<Tables>,
     tasks: Arc<Mutex<HashMap<TopicPartition, Task>>>,
     stopping: Arc<AtomicBool>,
     stop: Stop,
@@ -508,6 +513,10 @@ async fn dispatch(
         let handle = tokio::spawn(partition::run(
             assigned,
             routes,
+            TableContext {
+                tables: Arc::clone(&tables),
+                client: Arc::clone(subscriptions.client()),
+            },
             Arc::clone(&stopping),
             stop.clone(),
             Arc::clone(&progress),

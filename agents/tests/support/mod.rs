@@ -5,12 +5,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod topics;
 
 use std::path::Path;
 use std::process::Output;
 
 pub use mephisto_test_support::peers::python;
-pub use mephisto_test_support::{is_dev_broker, unique};
+pub use mephisto_test_support::{eventually, is_dev_broker, unique};
 
 /// A broker for one test.
 pub type Tansu = mephisto_test_support::Broker;

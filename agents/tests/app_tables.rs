@@ -1,0 +1,208 @@
+//! Tables against a real broker (tansu, or the development broker with
+//! `MEPHISTO_TEST_BROKER=dev`): an agent counts words in a table; every change goes to the
+//! changelog in Faust's encoding (json key and value, a tombstone for a removal); a worker
+//! that gets a partition recovers its counts from the changelog before it processes the
+//! partition's events, so counts are exact across a stopped worker and a rebalance; a write
+//! outside an event is a typed error.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mephisto::{App, AppAgent, Table, TableError, Topic};
+use support::topics::read_all;
+use support::{tansu, unique};
+
+const PARTITIONS: i32 = 3;
+
+/// The word-count app: `words` (keyed by the word) → `count` agent → table `counts`; a word
+/// "-x" removes x.
+struct Counting {
+    app: App,
+    words: Topic<String, String>,
+    counts: Table<String, i64>,
+    _agent: AppAgent<String, String, ()>,
+}
+
+fn counting(url: &str, id: &str, topic: &str) -> Counting {
+    let app = support::app::test_app(url, id, PARTITIONS);
+    let words = app.topic::<String, String>(topic);
+    let counts = app.table::<String, i64>("counts").default_value(|| 0);
+    let table = counts.clone();
+    let agent = app
+        .agent::<String, String>("count")
+        .topic(&words)
+        .processing(move |mut words| {
+            let table = table.clone();
+            async move {
+                while let Some(word) = words.next().await {
+                    match word.strip_prefix('-') {
+                        Some(gone) => {
+                            table.remove(&gone.to_owned()).await?;
+                        }
+                        None => {
+                            table.update(word, |n| *n += 1).await?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+        });
+    Counting {
+        app,
+        words,
+        counts,
+        _agent: agent,
+    }
+}
+
+async fn send_words(words: &Topic<String, String>, list: &[&str]) {
+    for w in list {
+        words
+            .send(Some((*w).to_owned()), (*w).to_owned())
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+}
+
+fn table_of(t: &Table<String, i64>) -> BTreeMap<String, i64> {
+    t.items().into_iter().collect()
+}
+
+fn expected(list: &[&str]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for w in list {
+        *m.entry((*w).to_owned()).or_insert(0) += 1;
+    }
+    m
+}
+
+const FIRST: [&str; 12] = [
+    "the", "quick", "brown", "fox", "the", "lazy", "dog", "the", "fox", "and", "a", "dog",
+];
+const SECOND: [&str; 6] = ["the", "fox", "again", "and", "again", "the"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_worker_recovers_the_counts_from_the_changelog() {
+    let broker = tansu();
+    let id = unique("tables-recover");
+    let topic = unique("words");
+    let first = counting(&broker.url, &id, &topic);
+    let worker = first.app.start_worker().await.expect("worker");
+    send_words(&first.words, &FIRST).await;
+    assert!(
+        worker.wait_idle(Duration::from_secs(60)).await,
+        "first worker idle"
+    );
+    assert_eq!(table_of(&first.counts), expected(&FIRST));
+    worker.stop().await.expect("stop");
+    first.app.close().await;
+
+    // Another process of the same app: it starts empty and recovers from the changelog.
+    let second = counting(&broker.url, &id, &topic);
+    let worker = second.app.start_worker().await.expect("worker");
+    send_words(&second.words, &SECOND).await;
+    assert!(
+        worker.wait_idle(Duration::from_secs(60)).await,
+        "second worker idle"
+    );
+    let mut all = FIRST.to_vec();
+    all.extend(SECOND);
+    assert_eq!(
+        table_of(&second.counts),
+        expected(&all),
+        "recovered and counted on"
+    );
+    assert_eq!(second.counts.held_partitions(), vec![0, 1, 2]);
+    worker.stop().await.expect("stop");
+    second.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changelog_holds_faust_records_and_tombstones() {
+    let broker = tansu();
+    let id = unique("tables-format");
+    let c = counting(&broker.url, &id, &unique("words"));
+    assert_eq!(c.counts.changelog_topic(), format!("{id}-counts-changelog"));
+    let worker = c.app.start_worker().await.expect("worker");
+    send_words(&c.words, &["fox", "fox", "-fox", "dog"]).await;
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(table_of(&c.counts), expected(&["dog"]));
+    let records = read_all(
+        &broker.url,
+        PARTITIONS,
+        c.counts.changelog_topic(),
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut fox: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut dog = Vec::new();
+    for (key, value, _) in records.values().flatten() {
+        match key.as_deref() {
+            Some(b"\"fox\"") => fox.push(value.clone()),
+            Some(b"\"dog\"") => dog.push(value.clone()),
+            other => panic!("unexpected changelog key {other:?}"),
+        }
+    }
+    // Faust's json: the key "fox" is `"fox"`, the count `1`, then `2`, then a tombstone.
+    assert_eq!(fox, vec![Some(b"1".to_vec()), Some(b"2".to_vec()), None]);
+    assert_eq!(dog, vec![Some(b"1".to_vec())]);
+    worker.stop().await.expect("stop");
+    c.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_stay_exact_when_one_of_two_workers_stops_mid_stream() {
+    let broker = tansu();
+    let id = unique("tables-two");
+    let topic = unique("words");
+    let a = counting(&broker.url, &id, &topic);
+    let b = counting(&broker.url, &id, &topic);
+    let wa = a.app.start_worker().await.expect("worker a");
+    let wb = b.app.start_worker().await.expect("worker b");
+    support::eventually(
+        "both workers hold partitions",
+        Duration::from_secs(60),
+        || (!wa.partitions().is_empty() && !wb.partitions().is_empty()).then_some(()),
+    )
+    .await;
+    let words: Vec<String> = (0..60).map(|i| format!("w{}", i % 9)).collect();
+    let list: Vec<&str> = words.iter().map(String::as_str).collect();
+    send_words(&a.words, &list[..30]).await;
+    assert!(wa.wait_idle(Duration::from_secs(60)).await, "a idle");
+    assert!(wb.wait_idle(Duration::from_secs(60)).await, "b idle");
+    let held_by_a = a.counts.held_partitions();
+    assert!(!held_by_a.is_empty(), "a holds table partitions");
+    // Worker a leaves while b is running: b takes every partition and recovers a's.
+    wa.stop().await.expect("stop a");
+    a.app.close().await;
+    send_words(&b.words, &list[30..]).await;
+    assert!(wb.wait_idle(Duration::from_secs(90)).await, "b idle");
+    assert_eq!(b.counts.held_partitions(), vec![0, 1, 2]);
+    assert_eq!(table_of(&b.counts), expected(&list));
+    wb.stop().await.expect("stop b");
+    b.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_outside_an_event_is_a_typed_error() {
+    let broker = tansu();
+    let c = counting(&broker.url, &unique("tables-outside"), &unique("words"));
+    let err = c
+        .counts
+        .set("x".into(), 1)
+        .await
+        .expect_err("outside an event");
+    assert!(matches!(err, TableError::OutsideEvent { .. }), "{err}");
+    assert!(err.to_string().contains("outside an agent"), "{err}");
+    // With the partitioner a write may come from anywhere.
+    let free = c.app.table::<String, i64>("free").use_partitioner(true);
+    c.app.declare().await.expect("declare");
+    free.set("x".into(), 1).await.expect("partitioner write");
+    c.app.close().await;
+}
