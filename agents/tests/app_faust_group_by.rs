@@ -11,14 +11,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use support::topics::{read_all, Written};
-use support::{tansu, unique};
+use support::{faust_worker, tansu, unique};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Transfer {
@@ -28,43 +26,6 @@ struct Transfer {
 
 const TRANSFERS: usize = 120;
 const PARTITIONS: i32 = 4;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Kills the Faust worker when the test ends, however it ends.
-struct Faust(Child);
-
-impl Drop for Faust {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_faust(url: &str, app_id: &str, source: &str) -> Faust {
-    let python = repo().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run scripts/install-peers.sh",
-        python.display()
-    );
-    let datadir =
-        std::env::temp_dir().join(format!("mephisto-faust-groupby-{}", std::process::id()));
-    let child = Command::new(python)
-        .arg(repo().join("agents/tests/peers/faust_group_by.py"))
-        .arg(source)
-        .env("MEPHISTO_BROKER", url)
-        .env("FAUST_APP_ID", app_id)
-        .env("FAUST_DATADIR", datadir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the Faust worker");
-    Faust(child)
-}
 
 fn count(records: &BTreeMap<i32, Vec<Written>>) -> usize {
     records.values().map(Vec::len).sum()
@@ -90,7 +51,13 @@ async fn faust_and_mephisto_regroup_into_the_same_records_and_partitions() {
     last.expect("sent").await.expect("written");
 
     // Faust regroups them all, then stops.
-    let faust = start_faust(&broker.url, &unique("faust-regroup"), &source);
+    let faust = faust_worker(
+        "agents/tests/peers/faust_group_by.py",
+        &[&source],
+        &broker.url,
+        &unique("faust-regroup"),
+        false,
+    );
     let by_faust = read_all(
         &broker.url,
         PARTITIONS,

@@ -10,7 +10,7 @@ pub mod topics;
 use std::path::Path;
 use std::process::Output;
 
-pub use mephisto_test_support::peers::python;
+pub use mephisto_test_support::peers::{faust_log, faust_worker, python, PeerProcess};
 pub use mephisto_test_support::{eventually, is_dev_broker, unique};
 
 /// A broker for one test.
@@ -25,6 +25,13 @@ fn bin() -> &'static Path {
 /// `MEPHISTO_TEST_BROKER=dev`, else a private tansu.
 pub fn tansu() -> Tansu {
     mephisto_test_support::test_broker(|| mephisto_test_support::dev_broker_cli(bin(), &[]))
+}
+
+/// A private `mephisto dev-broker`, whatever `MEPHISTO_TEST_BROKER` says: for tests that need
+/// Kafka's group behaviour where tansu differs (tansu keeps a group's assignor protocol after
+/// its members are gone, so a Faust app and a Mephisto app cannot take turns on one group id).
+pub fn dev_broker() -> Tansu {
+    mephisto_test_support::dev_broker_cli(bin(), &[])
 }
 
 /// Runs `mephisto --broker URL ARGS...` with `stdin`.
