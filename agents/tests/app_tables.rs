@@ -206,3 +206,37 @@ async fn a_write_outside_an_event_is_a_typed_error() {
     free.set("x".into(), 1).await.expect("partitioner write");
     c.app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_skips_what_does_not_decode_and_ends_on_empty_partitions() {
+    let broker = tansu();
+    let c = counting(&broker.url, &unique("tables-bad"), &unique("words"));
+    c.app.declare().await.expect("declare");
+    // Raw records in partition 0 of the changelog: two that do not decode, one that does;
+    // partitions 1 and 2 stay empty.
+    let raw = c
+        .app
+        .topic::<String, String>(c.counts.changelog_topic())
+        .key_codec(mephisto::CodecName::Raw)
+        .value_codec(mephisto::CodecName::Raw);
+    for (k, v) in [("\"x\"", "not json"), ("not json", "1"), ("\"ok\"", "5")] {
+        raw.send_with(
+            Some(k.to_owned()),
+            v.to_owned(),
+            mephisto::SendOptions {
+                partition: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("send")
+        .await
+        .expect("acked");
+    }
+    let worker = c.app.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(c.counts.held_partitions(), vec![0, 1, 2]);
+    assert_eq!(table_of(&c.counts), BTreeMap::from([("ok".to_owned(), 5)]));
+    worker.stop().await.expect("stop");
+    c.app.close().await;
+}
