@@ -228,3 +228,15 @@ fn word_count_counts_every_word_in_its_table() {
     let out = run_ok("word_count", &broker.url, &[]);
     assert!(out.lines().any(|l| l == "     the 8"), "{out}");
 }
+
+#[test]
+fn page_views_counts_views_per_page_in_tumbling_windows() {
+    let broker = tansu();
+    let out = run_ok("page_views", &broker.url, &[]);
+    for line in ["  home 3 ", " about 1 "] {
+        assert!(
+            out.lines().any(|l| l.starts_with(line)),
+            "{line:?} in {out}"
+        );
+    }
+}

@@ -240,3 +240,101 @@ async fn recovery_skips_what_does_not_decode_and_ends_on_empty_partitions() {
     worker.stop().await.expect("stop");
     c.app.close().await;
 }
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Hit {
+    page: String,
+    ts: f64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_follow_event_time_expire_and_hand_their_value_to_on_window_close() {
+    use mephisto::state::window::Window;
+    use std::sync::{Arc, Mutex};
+
+    let broker = tansu();
+    let app = support::app::test_app(&broker.url, &unique("tables-windows"), PARTITIONS);
+    app.configure(|s| s.table_cleanup_interval = Duration::from_millis(100));
+    let hits = app.topic::<String, Hit>(unique("hits"));
+    type Closed = Vec<(String, (f64, f64), i64)>;
+    let closed: Arc<Mutex<Closed>> = Arc::default();
+    let seen = closed.clone();
+    let views = app
+        .windowed_table::<String, i64>(
+            "views",
+            Window::tumbling(Duration::from_secs(10)).expires(Duration::from_secs(30)),
+        )
+        .default_value(|| 0)
+        .relative_to_field("ts")
+        .on_window_close(move |page, range, n| {
+            seen.lock().unwrap().push((page.clone(), range, *n));
+        });
+    let table = views.clone();
+    let _agent = app
+        .agent::<String, Hit>("count")
+        .topic(&hits)
+        .processing(move |mut hits| {
+            let table = table.clone();
+            async move {
+                while let Some(hit) = hits.next().await {
+                    table.update(hit.page, |n| *n += 1).await?;
+                }
+                Ok(())
+            }
+        });
+    let worker = app.start_worker().await.expect("worker");
+    // 9.95 falls in the window of 0 (Faust's ranges), 10.0 opens the next one, 5.0 comes
+    // late but its window is not expired yet, 45.0 expires the windows starting at 0 and 10.
+    for ts in [0.0, 9.95, 10.0, 25.0, 5.0] {
+        let hit = Hit {
+            page: "p".into(),
+            ts,
+        };
+        hits.send(Some("p".into()), hit)
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let keys = |t: &mephisto::WindowedTable<String, i64>| {
+        let mut v: Vec<((f64, f64), i64)> = t
+            .table()
+            .items()
+            .into_iter()
+            .map(|(k, n)| (k.range, n))
+            .collect();
+        v.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0));
+        v
+    };
+    assert_eq!(
+        keys(&views),
+        vec![((0.0, 9.9), 3), ((10.0, 19.9), 1), ((20.0, 29.9), 1)]
+    );
+    assert!(closed.lock().unwrap().is_empty(), "nothing expired yet");
+    hits.send(
+        Some("p".into()),
+        Hit {
+            page: "p".into(),
+            ts: 45.0,
+        },
+    )
+    .await
+    .expect("send")
+    .await
+    .expect("acked");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    support::eventually("windows expire", Duration::from_secs(10), || {
+        (closed.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    let mut got = closed.lock().unwrap().clone();
+    got.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
+    assert_eq!(
+        got,
+        vec![("p".into(), (0.0, 9.9), 3), ("p".into(), (10.0, 19.9), 1)]
+    );
+    assert_eq!(keys(&views), vec![((20.0, 29.9), 1), ((40.0, 49.9), 1)]);
+    worker.stop().await.expect("stop");
+    app.close().await;
+}

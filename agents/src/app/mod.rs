@@ -23,6 +23,7 @@ mod error;
 mod repartition;
 mod table;
 mod topic;
+mod windowed;
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,7 @@ pub use builder::AgentBuilder;
 pub use error::AppError;
 pub use table::{Table, TableError};
 pub use topic::{Model, SendHandle, SendOptions, Topic};
+pub use windowed::{WindowKey, WindowSet, WindowedTable};
 
 use crate::core::channel::Channel;
 use crate::runtime::client::Client;
@@ -143,6 +145,21 @@ impl App {
         let table = Table::new(self.clone(), name.into(), partitions);
         lock(&self.inner.tables).push(table.as_partitions());
         table
+    }
+
+    /// A windowed table (Faust's `app.Table(name).tumbling(...)` / `.hopping(...)` /
+    /// `using_window(SlidingWindow(...))`): keys `(key, window)`, expired windows removed.
+    /// See [`WindowedTable`].
+    pub fn windowed_table<K, V>(
+        &self,
+        name: impl Into<String>,
+        window: crate::state::window::Window,
+    ) -> WindowedTable<K, V>
+    where
+        K: Model + std::hash::Hash + Eq,
+        V: Model,
+    {
+        WindowedTable::new(self.table::<WindowKey<K>, V>(name), window)
     }
 
     /// Describes several topics read as one source; the first is the main topic (Faust's

@@ -31,6 +31,7 @@ use crate::runtime::tables::TablePartitions;
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::writes::ClientSource;
 use crate::state::partition::PartitionData;
+use crate::state::window::Window;
 
 /// What a table write can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,19 @@ type DefaultFn<V> = Arc<dyn Fn() -> V + Send + Sync>;
 type OnRecover = Arc<dyn Fn(i32) + Send + Sync>;
 type OnChangelogEvent<K, V> = Arc<dyn Fn(&K, Option<&V>) + Send + Sync>;
 
+/// Called with an expired key and its value.
+pub(crate) type OnWindowClose<K, V> = Arc<dyn Fn(&K, &V) + Send + Sync>;
+
+/// How a windowed table's keys expire (set by [`WindowedTable`](crate::app::WindowedTable)).
+pub(crate) struct Expiry<K, V> {
+    /// The windows.
+    pub(crate) window: Window,
+    /// The start of a key's window.
+    pub(crate) start: Arc<dyn Fn(&K) -> f64 + Send + Sync>,
+    /// Called with each expired key and its value (Faust's `on_window_close`).
+    pub(crate) on_close: Option<OnWindowClose<K, V>>,
+}
+
 /// Options of [`App::table`], set before the worker starts.
 struct Options<K, V> {
     default: Option<DefaultFn<V>>,
@@ -99,6 +113,7 @@ struct Options<K, V> {
     help: String,
     on_recover: Vec<OnRecover>,
     on_changelog_event: Option<OnChangelogEvent<K, V>>,
+    expiry: Option<Expiry<K, V>>,
 }
 
 struct Inner<K, V> {
@@ -110,6 +125,8 @@ struct Inner<K, V> {
     partitions: Mutex<HashMap<i32, PartitionData<K, V>>>,
     /// Source topics whose partition count was checked.
     verified: Mutex<HashSet<String>>,
+    /// Latest event time (seconds) written per partition, for window expiry.
+    latest: Mutex<HashMap<i32, f64>>,
 }
 
 /// A table (Faust's `app.Table`); see the [module docs](self). Cheap to clone.
@@ -160,7 +177,9 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                     help: String::new(),
                     on_recover: Vec::new(),
                     on_changelog_event: None,
+                    expiry: None,
                 }),
+                latest: Mutex::new(HashMap::new()),
                 partitions: Mutex::new(HashMap::new()),
                 verified: Mutex::new(HashSet::new()),
             }),
@@ -247,14 +266,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     /// the partition of the event being processed; outside, every partition this worker
     /// holds.
     pub fn get(&self, key: &K) -> Option<V> {
-        let stored = {
-            let parts = lock(&self.inner.partitions);
-            match self.current_partition() {
-                Some(p) => parts.get(&p).and_then(|d| d.get(key).cloned()),
-                None => parts.values().find_map(|d| d.get(key).cloned()),
-            }
-        };
-        stored.or_else(|| lock(&self.inner.options).default.as_ref().map(|f| f()))
+        self.get_in(self.current_partition(), key)
     }
 
     /// Whether `key` is stored (a default does not count).
@@ -479,6 +491,71 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
         Ok(())
     }
 
+    /// Makes the table expire windows (a windowed table's inner table); its changelog is
+    /// compacted and deleted after `expires`, as Faust's.
+    pub(crate) fn set_expiry(&self, expiry: Expiry<K, V>) {
+        if let Some(e) = expiry.window.expiry() {
+            let ms = (e * 1000.0) as i64;
+            let mut spec = lock(&self.inner.changelog);
+            spec.configs = vec![
+                ("cleanup.policy".into(), "compact,delete".into()),
+                ("retention.ms".into(), ms.to_string()),
+            ];
+        }
+        lock(&self.inner.options).expiry = Some(expiry);
+    }
+
+    /// Records an event time (seconds) seen in `partition`.
+    pub(crate) fn note_time(&self, partition: i32, time: f64) {
+        let mut latest = lock(&self.inner.latest);
+        let t = latest.entry(partition).or_insert(time);
+        if time > *t {
+            *t = time;
+        }
+    }
+
+    /// Removes the keys of expired windows (relative to the latest event time of their
+    /// partition), calling `on_window_close` with each and its value. Returns how many.
+    pub fn expire(&self) -> usize {
+        let (window, start, on_close) = {
+            let o = lock(&self.inner.options);
+            let Some(e) = &o.expiry else { return 0 };
+            (e.window, Arc::clone(&e.start), e.on_close.clone())
+        };
+        let latest = lock(&self.inner.latest).clone();
+        let mut closed = Vec::new();
+        {
+            let mut parts = lock(&self.inner.partitions);
+            for (p, data) in parts.iter_mut() {
+                let Some(&now) = latest.get(p) else { continue };
+                closed.extend(data.remove_where(|k| window.stale(start(k), now)));
+            }
+        }
+        if let Some(f) = on_close {
+            for (k, v) in &closed {
+                f(k, v);
+            }
+        }
+        closed.len()
+    }
+
+    /// The partition of the event being processed, if any.
+    pub(crate) fn event_partition(&self) -> Option<i32> {
+        self.current_partition()
+    }
+
+    /// The stored value in `partition`, else the default.
+    pub(crate) fn get_in(&self, partition: Option<i32>, key: &K) -> Option<V> {
+        let stored = {
+            let parts = lock(&self.inner.partitions);
+            match partition {
+                Some(p) => parts.get(&p).and_then(|d| d.get(key).cloned()),
+                None => parts.values().find_map(|d| d.get(key).cloned()),
+            }
+        };
+        stored.or_else(|| lock(&self.inner.options).default.as_ref().map(|f| f()))
+    }
+
     pub(crate) fn as_partitions(&self) -> Arc<dyn TablePartitions> {
         Arc::new(self.clone())
     }
@@ -568,5 +645,10 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
 
     fn close(&self, partition: i32) {
         lock(&self.inner.partitions).remove(&partition);
+        lock(&self.inner.latest).remove(&partition);
+    }
+
+    fn cleanup(&self) -> usize {
+        self.expire()
     }
 }

@@ -25,6 +25,8 @@ pub struct Settings {
     pub topic_allow_declare: bool,
     /// How often acked offsets are committed (Faust: `broker_commit_interval`, 2.8 s).
     pub broker_commit_interval: Duration,
+    /// How often windowed tables drop expired windows (Faust: `table_cleanup_interval`, 30 s).
+    pub table_cleanup_interval: Duration,
     /// Commit after this many acks even before the interval (Faust: `broker_commit_every`,
     /// 10 000).
     pub broker_commit_every: u64,
@@ -90,6 +92,7 @@ impl Settings {
             topic_replication_factor: 1,
             topic_allow_declare: true,
             broker_commit_interval: Duration::from_millis(2800),
+            table_cleanup_interval: Duration::from_secs(30),
             broker_commit_every: 10_000,
             broker_session_timeout: Duration::from_secs(10),
             broker_heartbeat_interval: Duration::from_secs(3),

@@ -46,6 +46,8 @@ pub trait TablePartitions: Send + Sync + 'static {
     fn recovered(&self, partition: i32);
     /// Stops holding `partition`.
     fn close(&self, partition: i32);
+    /// Removes what expired (a windowed table's old windows); returns how many keys.
+    fn cleanup(&self) -> usize;
 }
 
 /// What a recovery did.
@@ -99,6 +101,12 @@ impl Tables {
     /// Whether the app has tables.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+    }
+
+    /// Removes expired windows from every table (the worker calls it every
+    /// `table_cleanup_interval`).
+    pub fn cleanup(&self) -> usize {
+        self.tables.iter().map(|t| t.cleanup()).sum()
     }
 
     fn co_partitioned(&self, partitions: usize) -> impl Iterator<Item = usize> + '_ {

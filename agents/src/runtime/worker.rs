@@ -249,6 +249,12 @@ impl Worker {
             )));
             group = Some(thread);
         }
+        if !tables.is_empty() {
+            background.push(tokio::spawn(clean_tables(
+                Arc::clone(&tables),
+                settings.table_cleanup_interval,
+            )));
+        }
         tracing::info!(app = %app_id, broker = %client.url(), agents = running.len(), "worker ready");
         let fatal = client.writes().fatal();
         Ok(Worker {
@@ -531,6 +537,20 @@ async fn dispatch(
                 handle,
             },
         );
+    }
+}
+
+/// Drops expired windows of windowed tables every `interval` (Faust's
+/// `table_cleanup_interval`).
+async fn clean_tables(tables: Arc<Tables>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let removed = tables.cleanup();
+        if removed > 0 {
+            tracing::debug!(removed, "expired table windows removed");
+        }
     }
 }
 
