@@ -338,3 +338,68 @@ async fn windows_follow_event_time_expire_and_hand_their_value_to_on_window_clos
     worker.stop().await.expect("stop");
     app.close().await;
 }
+
+/// An app whose agent `register` stores each `name` under itself in the global table `users`.
+fn registering(url: &str, id: &str, topic: &str) -> (App, Table<String, String>) {
+    let app = support::app::test_app(url, id, PARTITIONS);
+    let names = app.topic::<String, String>(topic);
+    let users = app.global_table::<String, String>("users");
+    let table = users.clone();
+    let _agent = app
+        .agent::<String, String>("register")
+        .topic(&names)
+        .processing(move |mut names| {
+            let table = table.clone();
+            async move {
+                while let Some(name) = names.next().await {
+                    table.set(name.clone(), name.to_uppercase()).await?;
+                }
+                Ok(())
+            }
+        });
+    (app, users)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_holds_every_key_of_a_global_table() {
+    let broker = tansu();
+    let id = unique("tables-global");
+    let topic = unique("names");
+    let (a, users_a) = registering(&broker.url, &id, &topic);
+    let (b, users_b) = registering(&broker.url, &id, &topic);
+    let wa = a.start_worker().await.expect("worker a");
+    let wb = b.start_worker().await.expect("worker b");
+    support::eventually(
+        "both workers hold partitions",
+        Duration::from_secs(60),
+        || (!wa.partitions().is_empty() && !wb.partitions().is_empty()).then_some(()),
+    )
+    .await;
+    let names: Vec<String> = (0..12).map(|i| format!("user{i}")).collect();
+    let list: Vec<&str> = names.iter().map(String::as_str).collect();
+    send_words(&a.topic::<String, String>(&topic), &list).await;
+    assert!(wa.wait_idle(Duration::from_secs(60)).await, "a idle");
+    assert!(wb.wait_idle(Duration::from_secs(60)).await, "b idle");
+    let all: BTreeMap<String, String> = names
+        .iter()
+        .map(|n| (n.clone(), n.to_uppercase()))
+        .collect();
+    // Each worker wrote only its partitions' users, and reads everyone's.
+    for (who, users) in [("a", &users_a), ("b", &users_b)] {
+        support::eventually(
+            &format!("{who} holds every user"),
+            Duration::from_secs(30),
+            || {
+                let got: BTreeMap<String, String> = users.items().into_iter().collect();
+                (got == all).then_some(())
+            },
+        )
+        .await;
+        assert_eq!(users.held_partitions(), vec![0, 1, 2]);
+        assert_eq!(users.get(&"user7".to_owned()).as_deref(), Some("USER7"));
+    }
+    wa.stop().await.expect("stop a");
+    wb.stop().await.expect("stop b");
+    a.close().await;
+    b.close().await;
+}

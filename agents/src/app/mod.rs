@@ -142,7 +142,22 @@ impl App {
         V: Model,
     {
         let partitions = self.settings().topic_partitions;
-        let table = Table::new(self.clone(), name.into(), partitions);
+        let table = Table::new(self.clone(), name.into(), partitions, false);
+        lock(&self.inner.tables).push(table.as_partitions());
+        table
+    }
+
+    /// A global table (Faust's `app.GlobalTable(name)`): every worker holds every partition,
+    /// kept current by reading the whole changelog for as long as it runs, and reads every
+    /// key; writes still go to the changelog partition of the event being processed. Meant
+    /// for data that is read much more than written.
+    pub fn global_table<K, V>(&self, name: impl Into<String>) -> Table<K, V>
+    where
+        K: Model + std::hash::Hash + Eq,
+        V: Model,
+    {
+        let partitions = self.settings().topic_partitions;
+        let table = Table::new(self.clone(), name.into(), partitions, true);
         lock(&self.inner.tables).push(table.as_partitions());
         table
     }

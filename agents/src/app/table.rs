@@ -127,6 +127,8 @@ struct Inner<K, V> {
     verified: Mutex<HashSet<String>>,
     /// Latest event time (seconds) written per partition, for window expiry.
     latest: Mutex<HashMap<i32, f64>>,
+    /// Every worker holds every partition (Faust's `GlobalTable`).
+    global: bool,
 }
 
 /// A table (Faust's `app.Table`); see the [module docs](self). Cheap to clone.
@@ -156,7 +158,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
-    pub(crate) fn new(app: App, name: String, partitions: i32) -> Self {
+    pub(crate) fn new(app: App, name: String, partitions: i32, global: bool) -> Self {
         let topic = format!("{}-{}-changelog", app.id(), name);
         let changelog = TopicSpec {
             name: topic.clone(),
@@ -180,6 +182,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                     expiry: None,
                 }),
                 latest: Mutex::new(HashMap::new()),
+                global,
                 partitions: Mutex::new(HashMap::new()),
                 verified: Mutex::new(HashSet::new()),
             }),
@@ -548,9 +551,15 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     pub(crate) fn get_in(&self, partition: Option<i32>, key: &K) -> Option<V> {
         let stored = {
             let parts = lock(&self.inner.partitions);
-            match partition {
-                Some(p) => parts.get(&p).and_then(|d| d.get(key).cloned()),
-                None => parts.values().find_map(|d| d.get(key).cloned()),
+            let here = partition.and_then(|p| parts.get(&p).and_then(|d| d.get(key).cloned()));
+            match (here, partition) {
+                (Some(v), _) => Some(v),
+                // A global table reads every key, whichever partition wrote it.
+                (None, None) => parts.values().find_map(|d| d.get(key).cloned()),
+                (None, Some(_)) if self.inner.global => {
+                    parts.values().find_map(|d| d.get(key).cloned())
+                }
+                (None, Some(_)) => None,
             }
         };
         stored.or_else(|| lock(&self.inner.options).default.as_ref().map(|f| f()))
@@ -650,5 +659,15 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
 
     fn cleanup(&self) -> usize {
         self.expire()
+    }
+
+    fn is_global(&self) -> bool {
+        self.inner.global
+    }
+
+    fn mark_applied(&self, partition: i32, offset: i64) {
+        if let Some(d) = lock(&self.inner.partitions).get_mut(&partition) {
+            d.mark_applied(offset);
+        }
     }
 }

@@ -48,6 +48,21 @@ pub trait TablePartitions: Send + Sync + 'static {
     fn close(&self, partition: i32);
     /// Removes what expired (a windowed table's old windows); returns how many keys.
     fn cleanup(&self) -> usize;
+    /// Whether every worker holds every partition (Faust's `GlobalTable`).
+    fn is_global(&self) -> bool {
+        false
+    }
+    /// Records that `partition`'s data includes the changelog up to `offset` (a record this
+    /// worker wrote itself).
+    fn mark_applied(&self, partition: i32, offset: i64);
+}
+
+/// A global table's tail: which partitions this worker writes (their changelog records are
+/// its own writes, already applied), and whether the tail has caught up once.
+#[derive(Debug)]
+struct Global {
+    active: Mutex<std::collections::HashSet<i32>>,
+    caught_up: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a recovery did.
@@ -71,6 +86,8 @@ pub struct Tables {
     held: Mutex<HashMap<(usize, i32), Holders>>,
     /// How long a recovery waits for one fetch before it looks at the high watermark again.
     poll: Duration,
+    /// The tails of global tables, by table index.
+    globals: HashMap<usize, Arc<Global>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -91,11 +108,43 @@ impl std::fmt::Debug for Tables {
 impl Tables {
     /// The app's tables.
     pub fn new(tables: Vec<Arc<dyn TablePartitions>>) -> Self {
+        let globals = tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_global())
+            .map(|(i, _)| {
+                (
+                    i,
+                    Arc::new(Global {
+                        active: Mutex::new(Default::default()),
+                        caught_up: tokio::sync::watch::channel(false).0,
+                    }),
+                )
+            })
+            .collect();
         Tables {
             tables,
             held: Mutex::new(HashMap::new()),
             poll: Duration::from_millis(100),
+            globals,
         }
+    }
+
+    /// Starts the tails of the global tables: each reads every partition of its changelog,
+    /// from the start, for as long as the worker runs (the tasks are returned to be aborted
+    /// with it). Partitions this worker writes are not applied again from the changelog.
+    pub fn start_global(&self, client: &Arc<Client>) -> Vec<tokio::task::JoinHandle<()>> {
+        self.globals
+            .iter()
+            .map(|(i, g)| {
+                tokio::spawn(tail_global(
+                    Arc::clone(client),
+                    Arc::clone(&self.tables[*i]),
+                    Arc::clone(g),
+                    self.poll,
+                ))
+            })
+            .collect()
     }
 
     /// Whether the app has tables.
@@ -139,6 +188,15 @@ impl Tables {
             let mut count = holder.lock().await;
             if *count == 0 {
                 let table = &self.tables[i];
+                if let Some(global) = self.globals.get(&i) {
+                    // Held already (the tail applies every partition): wait until the tail
+                    // caught up, then this worker writes the partition.
+                    let mut caught_up = global.caught_up.subscribe();
+                    let _ = caught_up.wait_for(|c| *c).await;
+                    lock(&global.active).insert(partition);
+                    *count += 1;
+                    continue;
+                }
                 table.open(partition);
                 let started = Instant::now();
                 let r = recover(client, table.as_ref(), partition, self.poll).await?;
@@ -166,8 +224,90 @@ impl Tables {
             let mut count = holder.lock().await;
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.tables[i].close(partition);
+                match self.globals.get(&i) {
+                    Some(global) => {
+                        lock(&global.active).remove(&partition);
+                    }
+                    None => self.tables[i].close(partition),
+                }
             }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tails every partition of a global table's changelog: applies what other workers write,
+/// records its own writes as applied, and says when it first reached the high watermarks.
+async fn tail_global(
+    client: Arc<Client>,
+    table: Arc<dyn TablePartitions>,
+    global: Arc<Global>,
+    poll: Duration,
+) {
+    let spec = table.changelog();
+    let partitions = spec.partitions.unwrap_or(0);
+    let fetcher = match Fetcher::new(
+        client.cluster().clone(),
+        FetcherConfig::default().with_max_wait(poll),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(table = table.name(), error = %e, "cannot read the global table's changelog");
+            return;
+        }
+    };
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(spec.name.as_str(), p))
+        .collect();
+    for tp in &tps {
+        table.open(tp.partition);
+        if let Err(e) = fetcher.assign(tp.clone(), FetchPosition::Earliest) {
+            tracing::error!(table = table.name(), error = %e, "cannot read the global table's changelog");
+            return;
+        }
+    }
+    let mut records: Vec<Record> = Vec::new();
+    loop {
+        if !*global.caught_up.borrow() {
+            let done = tps.iter().all(|tp| {
+                matches!(
+                    (fetcher.position(tp), fetcher.high_watermark(tp)),
+                    (Some(p), Some(h)) if p >= h
+                )
+            });
+            if done {
+                tracing::info!(table = table.name(), partitions, "global table recovered");
+                for tp in &tps {
+                    table.recovered(tp.partition);
+                }
+                global.caught_up.send_replace(true);
+            }
+        }
+        let batch = match tokio::time::timeout(poll, fetcher.next_batch()).await {
+            Err(_) => continue,
+            Ok(Err(FetchError::Closed)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(table = table.name(), error = %e, "reading the global table's changelog");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+            Ok(Ok(batch)) => batch,
+        };
+        records.clear();
+        if let Ok(it) = batch.records() {
+            records.extend(it.filter_map(Result::ok));
+        }
+        let Some(last) = records.last().map(Record::offset) else {
+            continue;
+        };
+        if lock(&global.active).contains(&batch.partition) {
+            // This worker's own writes, applied when they were made.
+            table.mark_applied(batch.partition, last);
+        } else {
+            table.apply(batch.partition, &records);
         }
     }
 }

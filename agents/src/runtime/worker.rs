@@ -249,6 +249,7 @@ impl Worker {
             )));
             group = Some(thread);
         }
+        background.extend(tables.start_global(&client));
         if !tables.is_empty() {
             background.push(tokio::spawn(clean_tables(
                 Arc::clone(&tables),
