@@ -67,7 +67,7 @@ pub use crate::core::{
 
 pub use crate::app::{
     AgentBuilder, AgentInfo, App, AppAgent, AppError, AskOptions, Model, SendHandle, SendOptions,
-    Table, TableError, Topic, WindowKey, WindowSet, WindowedTable,
+    SetTable, Table, TableError, Topic, WindowKey, WindowSet, WindowedTable,
 };
 pub use crate::core::agent::{Agent, Reply};
 pub use crate::core::channel::{Channel, ChannelSender};

@@ -403,3 +403,88 @@ async fn every_worker_holds_every_key_of_a_global_table() {
     a.close().await;
     b.close().await;
 }
+
+/// An app whose agent applies "+m", "-m", "=m" (add m, remove everything else) to the set
+/// of key `k` in the set table `members`.
+fn set_app(url: &str, id: &str, topic: &str) -> (App, mephisto::SetTable<String, String>) {
+    let app = support::app::test_app(url, id, PARTITIONS);
+    let ops = app.topic::<String, String>(topic);
+    let members = app.set_table::<String, String>("members");
+    let table = members.clone();
+    let _agent = app
+        .agent::<String, String>("members")
+        .topic(&ops)
+        .processing(move |mut ops| {
+            let table = table.clone();
+            async move {
+                while let Some(op) = ops.next().await {
+                    let (sign, m) = op.split_at(1);
+                    let key = "k".to_owned();
+                    match sign {
+                        "+" => table.add(key, m.to_owned()).await?,
+                        "-" => table.discard(key, m.to_owned()).await?,
+                        _ => {
+                            let others: Vec<String> =
+                                table.get(&key).into_iter().filter(|x| x != m).collect();
+                            table.update(key, vec![m.to_owned()], others).await?
+                        }
+                    }
+                }
+                Ok(())
+            }
+        });
+    (app, members)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_table_writes_faust_operations_and_recovers_from_them() {
+    let broker = tansu();
+    let id = unique("tables-set");
+    let topic = unique("ops");
+    let (app, members) = set_app(&broker.url, &id, &topic);
+    let worker = app.start_worker().await.expect("worker");
+    let ops = app.topic::<String, String>(&topic);
+    for op in ["+a", "+b", "-a", "=c"] {
+        // One key, so one partition and one order.
+        ops.send(Some("k".into()), op.to_owned())
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let only_c: std::collections::HashSet<String> = ["c".to_owned()].into();
+    assert_eq!(members.get(&"k".to_owned()), only_c);
+    let records = read_all(
+        &broker.url,
+        PARTITIONS,
+        members.changelog_topic(),
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
+    let written: Vec<(Vec<u8>, Vec<u8>)> = records
+        .values()
+        .flatten()
+        .map(|(k, v, _)| (k.clone().unwrap_or_default(), v.clone().unwrap_or_default()))
+        .collect();
+    let expected: Vec<(Vec<u8>, Vec<u8>)> = [
+        (r#"[1,"k"]"#, r#""a""#),
+        (r#"[1,"k"]"#, r#""b""#),
+        (r#"[2,"k"]"#, r#""a""#),
+        (r#"[15,"k"]"#, r#"[["c"],["b"]]"#),
+    ]
+    .iter()
+    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect();
+    assert_eq!(written, expected, "Faust's set operations");
+    worker.stop().await.expect("stop");
+    app.close().await;
+
+    let (again, recovered) = set_app(&broker.url, &id, &topic);
+    let worker = again.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(recovered.get(&"k".to_owned()), only_c);
+    worker.stop().await.expect("stop");
+    again.close().await;
+}

@@ -21,6 +21,7 @@ mod builder;
 mod cli;
 mod error;
 mod repartition;
+mod set_table;
 mod table;
 mod topic;
 mod windowed;
@@ -34,6 +35,7 @@ use tokio::sync::OnceCell;
 pub use agent::{AgentInfo, AppAgent, AskOptions};
 pub use builder::AgentBuilder;
 pub use error::AppError;
+pub use set_table::SetTable;
 pub use table::{Table, TableError};
 pub use topic::{Model, SendHandle, SendOptions, Topic};
 pub use windowed::{WindowKey, WindowSet, WindowedTable};
@@ -143,6 +145,20 @@ impl App {
     {
         let partitions = self.settings().topic_partitions;
         let table = Table::new(self.clone(), name.into(), partitions, false);
+        lock(&self.inner.tables).push(table.as_partitions());
+        table
+    }
+
+    /// A table of sets (Faust's `app.SetTable(name)`): `add`/`discard`/`update` members of a
+    /// key's set, Faust's operation records in a changelog that is not compacted. See
+    /// [`SetTable`].
+    pub fn set_table<K, M>(&self, name: impl Into<String>) -> SetTable<K, M>
+    where
+        K: Model + std::hash::Hash + Eq,
+        M: Model + std::hash::Hash + Eq,
+    {
+        let partitions = self.settings().topic_partitions;
+        let table = SetTable::new(self.clone(), name.into(), partitions);
         lock(&self.inner.tables).push(table.as_partitions());
         table
     }

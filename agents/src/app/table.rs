@@ -158,6 +158,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
+    /// A table that [`App::table`] registers (or a set table uses to write its changelog).
     pub(crate) fn new(app: App, name: String, partitions: i32, global: bool) -> Self {
         let topic = format!("{}-{}-changelog", app.id(), name);
         let changelog = TopicSpec {
@@ -401,7 +402,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// The changelog partition of a write: the current event's (checked once per source
     /// topic), or `None` for the partitioner.
-    async fn write_partition(&self) -> Result<Option<i32>, TableError> {
+    pub(crate) async fn write_partition(&self) -> Result<Option<i32>, TableError> {
         if lock(&self.inner.options).use_partitioner {
             return Ok(None);
         }
@@ -444,7 +445,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// Queues the change for the changelog; the event being processed (if any) is not
     /// committed before the broker has it.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         partition: Option<i32>,
         (key, value): (Bytes, Option<Bytes>),
@@ -492,6 +493,11 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
             },
         );
         Ok(())
+    }
+
+    /// Replaces the changelog's topic configs (a set table's changelog is not compacted).
+    pub(crate) fn set_changelog_configs(&self, configs: Vec<(String, String)>) {
+        lock(&self.inner.changelog).configs = configs;
     }
 
     /// Makes the table expire windows (a windowed table's inner table); its changelog is
