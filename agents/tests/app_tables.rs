@@ -118,6 +118,15 @@ async fn a_new_worker_recovers_the_counts_from_the_changelog() {
         "recovered and counted on"
     );
     assert_eq!(second.counts.held_partitions(), vec![0, 1, 2]);
+    // The worker shows its recoveries: every partition done, every change of the first read.
+    let recovery = worker.recovery();
+    assert_eq!(recovery.len(), 3, "{recovery:?}");
+    assert!(
+        recovery.iter().all(|r| r.done && r.records_left() == 0),
+        "{recovery:?}"
+    );
+    let read: u64 = recovery.iter().map(|r| r.records).sum();
+    assert_eq!(read, FIRST.len() as u64, "{recovery:?}");
     worker.stop().await.expect("stop");
     second.app.close().await;
 }
@@ -487,4 +496,49 @@ async fn a_set_table_writes_faust_operations_and_recovers_from_them() {
     assert_eq!(recovered.get(&"k".to_owned()), only_c);
     worker.stop().await.expect("stop");
     again.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_topic_with_other_partitions_than_the_changelog_is_a_typed_error() {
+    use std::sync::{Arc, Mutex};
+
+    let broker = tansu();
+    let app = support::app::test_app(&broker.url, &unique("tables-mismatch"), PARTITIONS);
+    let topic = unique("words");
+    let words = app
+        .topic::<String, String>(&topic)
+        .partitions(PARTITIONS + 1);
+    let counts = app.table::<String, i64>("counts").default_value(|| 0);
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (table, seen) = (counts.clone(), errors.clone());
+    let _agent = app
+        .agent::<String, String>("count")
+        .topic(&words)
+        .processing(move |mut words| {
+            let (table, seen) = (table.clone(), seen.clone());
+            async move {
+                while let Some(word) = words.next().await {
+                    if let Err(e) = table.update(word, |n| *n += 1).await {
+                        assert!(matches!(e, TableError::PartitionsMismatch { .. }), "{e}");
+                        seen.lock().unwrap().push(e.to_string());
+                    }
+                }
+                Ok(())
+            }
+        });
+    let worker = app.start_worker().await.expect("worker");
+    send_words(&words, &["a"]).await;
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let errors = errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let changelog = counts.changelog_topic();
+    assert!(
+        errors[0].contains(&format!("source topic {topic} has 4 partitions"))
+            && errors[0].contains(&format!("changelog {changelog} has 3")),
+        "{}",
+        errors[0]
+    );
+    assert!(counts.is_empty(), "nothing written");
+    worker.stop().await.expect("stop");
+    app.close().await;
 }

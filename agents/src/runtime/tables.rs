@@ -65,6 +65,39 @@ struct Global {
     caught_up: tokio::sync::watch::Sender<bool>,
 }
 
+/// A table partition's recovery as the worker shows it ([`Tables::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryProgress {
+    /// The table.
+    pub table: String,
+    /// The partition.
+    pub partition: i32,
+    /// Changelog records read so far.
+    pub records: u64,
+    /// The changelog's high watermark last seen.
+    pub high_watermark: i64,
+    /// The next offset to read (`None` before the first fetch).
+    pub position: Option<i64>,
+    /// Whether it is done.
+    pub done: bool,
+    /// Milliseconds since it started (until it ended, once done).
+    pub elapsed_ms: u64,
+}
+
+impl RecoveryProgress {
+    /// Records left to read, as far as the last high watermark tells.
+    pub fn records_left(&self) -> i64 {
+        self.position
+            .map(|p| (self.high_watermark - p).max(0))
+            .unwrap_or(self.high_watermark)
+    }
+
+    /// Records read per second so far.
+    pub fn rate(&self) -> f64 {
+        self.records as f64 * 1000.0 / self.elapsed_ms.max(1) as f64
+    }
+}
+
 /// What a recovery did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -88,6 +121,9 @@ pub struct Tables {
     poll: Duration,
     /// The tails of global tables, by table index.
     globals: HashMap<usize, Arc<Global>>,
+    /// Recoveries of this worker, by (table, partition): the running ones and the last of
+    /// each.
+    progress: Mutex<std::collections::BTreeMap<(String, i32), RecoveryProgress>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -127,6 +163,7 @@ impl Tables {
             held: Mutex::new(HashMap::new()),
             poll: Duration::from_millis(100),
             globals,
+            progress: Mutex::new(Default::default()),
         }
     }
 
@@ -150,6 +187,11 @@ impl Tables {
     /// Whether the app has tables.
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+    }
+
+    /// The table partitions' recoveries: those running, and the last one of each.
+    pub fn progress(&self) -> Vec<RecoveryProgress> {
+        lock(&self.progress).values().cloned().collect()
     }
 
     /// Removes expired windows from every table (the worker calls it every
@@ -199,7 +241,11 @@ impl Tables {
                 }
                 table.open(partition);
                 let started = Instant::now();
-                let r = recover(client, table.as_ref(), partition, self.poll).await?;
+                let key = (table.name().to_owned(), partition);
+                let report = |p: &RecoveryProgress| {
+                    lock(&self.progress).insert(key.clone(), p.clone());
+                };
+                let r = recover(client, table.as_ref(), partition, self.poll, &report).await?;
                 tracing::info!(
                     table = table.name(),
                     partition,
@@ -319,7 +365,19 @@ pub async fn recover(
     table: &dyn TablePartitions,
     partition: i32,
     poll: Duration,
+    report: &(dyn Fn(&RecoveryProgress) + Sync),
 ) -> Result<Recovery, RuntimeError> {
+    let started = Instant::now();
+    let mut logged = Instant::now();
+    let mut progress = RecoveryProgress {
+        table: table.name().to_owned(),
+        partition,
+        records: 0,
+        high_watermark: 0,
+        position: None,
+        done: false,
+        elapsed_ms: 0,
+    };
     let topic = table.changelog().name;
     let tp = TopicPartition::new(topic.as_str(), partition);
     let fetcher = Fetcher::new(
@@ -341,6 +399,24 @@ pub async fn recover(
     let mut records: Vec<Record> = Vec::new();
     let mut wiped = false;
     loop {
+        progress.records = recovery.records;
+        progress.position = fetcher.position(&tp);
+        progress.high_watermark = fetcher
+            .high_watermark(&tp)
+            .unwrap_or(recovery.high_watermark);
+        progress.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        report(&progress);
+        if logged.elapsed() >= Duration::from_secs(5) {
+            logged = Instant::now();
+            tracing::info!(
+                table = table.name(),
+                partition,
+                records = progress.records,
+                left = progress.records_left(),
+                rate = progress.rate() as u64,
+                "recovering table partition"
+            );
+        }
         if let (Some(position), Some(high)) = (fetcher.position(&tp), fetcher.high_watermark(&tp)) {
             recovery.high_watermark = high;
             if position > high && !wiped {
@@ -391,5 +467,11 @@ pub async fn recover(
         recovery.records += records.len() as u64;
     }
     fetcher.close();
+    progress.records = recovery.records;
+    progress.position = Some(recovery.high_watermark);
+    progress.high_watermark = recovery.high_watermark;
+    progress.done = true;
+    progress.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report(&progress);
     Ok(recovery)
 }

@@ -134,6 +134,7 @@ pub struct Worker {
     failures: mpsc::UnboundedReceiver<(String, AgentError)>,
     tasks: Arc<Mutex<HashMap<TopicPartition, Task>>>,
     background: Vec<JoinHandle<()>>,
+    tables: Arc<Tables>,
     stop_tx: watch::Sender<bool>,
     stopping: Arc<AtomicBool>,
     fatal: watch::Receiver<Option<AgentError>>,
@@ -268,6 +269,7 @@ impl Worker {
             failures,
             tasks,
             background,
+            tables,
             stop_tx,
             stopping,
             fatal,
@@ -310,6 +312,12 @@ impl Worker {
             }
         };
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// The recoveries of its table partitions: the running ones (records read and left,
+    /// rate) and the last one of each.
+    pub fn recovery(&self) -> Vec<crate::runtime::tables::RecoveryProgress> {
+        self.tables.progress()
     }
 
     /// Waits until the worker is quiet: every partition task waits for data with its last
