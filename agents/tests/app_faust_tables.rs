@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use mephisto::App;
 use support::topics::read_all;
 use support::{dev_broker, faust_worker, unique};
@@ -36,23 +35,8 @@ fn expected() -> BTreeMap<String, i64> {
 
 /// A Mephisto app `id` whose agent `count` reads `topic` into the table `counts`.
 fn counting(url: &str, id: &str, topic: &str) -> (App, mephisto::Table<String, i64>) {
-    let app = support::app::test_app(url, id, PARTITIONS);
-    let words = app.topic::<String, String>(topic);
-    let counts = app.table::<String, i64>("counts").default_value(|| 0);
-    let table = counts.clone();
-    let _agent = app
-        .agent::<String, String>("count")
-        .topic(&words)
-        .processing(move |mut words| {
-            let table = table.clone();
-            async move {
-                while let Some(word) = words.next().await {
-                    table.update(word, |n| *n += 1).await?;
-                }
-                Ok(())
-            }
-        });
-    (app, counts)
+    let c = support::tables::counting(url, id, topic, PARTITIONS);
+    (c.app, c.counts)
 }
 
 async fn send_words(app: &App, topic: &str) {

@@ -11,62 +11,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use mephisto::{App, AppAgent, Table, TableError, Topic};
+use mephisto::{App, Table, TableError};
+use support::tables::{send_words, Counting};
 use support::topics::read_all;
 use support::{tansu, unique};
 
 const PARTITIONS: i32 = 3;
 
-/// The word-count app: `words` (keyed by the word) → `count` agent → table `counts`; a word
-/// "-x" removes x.
-struct Counting {
-    app: App,
-    words: Topic<String, String>,
-    counts: Table<String, i64>,
-    _agent: AppAgent<String, String, ()>,
-}
-
 fn counting(url: &str, id: &str, topic: &str) -> Counting {
-    let app = support::app::test_app(url, id, PARTITIONS);
-    let words = app.topic::<String, String>(topic);
-    let counts = app.table::<String, i64>("counts").default_value(|| 0);
-    let table = counts.clone();
-    let agent = app
-        .agent::<String, String>("count")
-        .topic(&words)
-        .processing(move |mut words| {
-            let table = table.clone();
-            async move {
-                while let Some(word) = words.next().await {
-                    match word.strip_prefix('-') {
-                        Some(gone) => {
-                            table.remove(&gone.to_owned()).await?;
-                        }
-                        None => {
-                            table.update(word, |n| *n += 1).await?;
-                        }
-                    }
-                }
-                Ok(())
-            }
-        });
-    Counting {
-        app,
-        words,
-        counts,
-        _agent: agent,
-    }
-}
-
-async fn send_words(words: &Topic<String, String>, list: &[&str]) {
-    for w in list {
-        words
-            .send(Some((*w).to_owned()), (*w).to_owned())
-            .await
-            .expect("send")
-            .await
-            .expect("acked");
-    }
+    support::tables::counting(url, id, topic, PARTITIONS)
 }
 
 fn table_of(t: &Table<String, i64>) -> BTreeMap<String, i64> {

@@ -4,9 +4,9 @@
 //! (add) and 2 (discard), or `[added, removed]` for 15 (update). A worker recovers its
 //! partitions by replaying those operations, and reads Faust's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mephisto_wire::record::Record;
@@ -18,7 +18,7 @@ use crate::core::codec::{Codec, Json};
 use crate::core::context;
 use crate::runtime::tables::TablePartitions;
 use crate::runtime::topics::TopicSpec;
-use crate::state::partition::PartitionData;
+use crate::state::partition::{PartitionData, PartitionMap};
 
 const ADD: u8 = 0x1;
 const DISCARD: u8 = 0x2;
@@ -27,7 +27,7 @@ const UPDATE: u8 = 0xF;
 struct Inner<K, M> {
     /// Writes the changelog (its own data is unused).
     writer: Table<(u8, K), serde_json::Value>,
-    partitions: Mutex<HashMap<i32, PartitionData<K, HashSet<M>>>>,
+    partitions: PartitionMap<K, HashSet<M>>,
 }
 
 /// A table of sets (Faust's `SetTable`); see the [module docs](self). Cheap to clone.
@@ -49,10 +49,6 @@ impl<K, M> std::fmt::Debug for SetTable<K, M> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn codec_error(table: &str, source: crate::core::codec::CodecError) -> TableError {
     TableError::Codec {
         table: table.to_owned(),
@@ -71,7 +67,7 @@ where
         SetTable {
             inner: Arc::new(Inner {
                 writer,
-                partitions: Mutex::new(HashMap::new()),
+                partitions: PartitionMap::default(),
             }),
         }
     }
@@ -90,7 +86,7 @@ where
     /// or in any partition this worker holds outside an agent.
     pub fn get(&self, key: &K) -> HashSet<M> {
         let partition = context::current_event().and_then(|e| e.message().map(|m| m.partition));
-        let parts = lock(&self.inner.partitions);
+        let parts = self.inner.partitions.lock();
         let found = match partition {
             Some(p) => parts.get(&p).and_then(|d| d.get(key).cloned()),
             None => parts.values().find_map(|d| d.get(key).cloned()),
@@ -105,7 +101,9 @@ where
 
     /// Every key of the partitions this worker holds, with its members.
     pub fn items(&self) -> Vec<(K, HashSet<M>)> {
-        lock(&self.inner.partitions)
+        self.inner
+            .partitions
+            .lock()
             .values()
             .flat_map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())))
             .collect()
@@ -113,9 +111,7 @@ where
 
     /// The partitions this worker holds.
     pub fn held_partitions(&self) -> Vec<i32> {
-        let mut p: Vec<i32> = lock(&self.inner.partitions).keys().copied().collect();
-        p.sort_unstable();
-        p
+        self.inner.partitions.held()
     }
 
     /// Adds `member` to `key`'s set.
@@ -173,7 +169,7 @@ where
         let value_bytes = Codec::<serde_json::Value>::encode(&Json, &value)
             .map_err(|e| codec_error(self.name(), e))?;
         if let Some(p) = partition {
-            let mut parts = lock(&self.inner.partitions);
+            let mut parts = self.inner.partitions.lock();
             let data = parts.entry(p).or_default();
             match data.get_mut(&key) {
                 Some(set) => apply(set),
@@ -260,23 +256,19 @@ where
     }
 
     fn open(&self, partition: i32) {
-        lock(&self.inner.partitions).insert(partition, PartitionData::default());
+        self.inner.partitions.open(partition);
     }
 
     fn applied(&self, partition: i32) -> Option<i64> {
-        lock(&self.inner.partitions)
-            .get(&partition)
-            .and_then(PartitionData::applied)
+        self.inner.partitions.applied(partition)
     }
 
     fn wipe(&self, partition: i32) {
-        if let Some(d) = lock(&self.inner.partitions).get_mut(&partition) {
-            d.clear();
-        }
+        self.inner.partitions.wipe(partition);
     }
 
     fn apply(&self, partition: i32, records: &[Record]) -> usize {
-        let mut parts = lock(&self.inner.partitions);
+        let mut parts = self.inner.partitions.lock();
         let data = parts.entry(partition).or_default();
         let mut n = 0;
         for r in records {
@@ -300,7 +292,7 @@ where
     fn recovered(&self, _partition: i32) {}
 
     fn close(&self, partition: i32) {
-        lock(&self.inner.partitions).remove(&partition);
+        self.inner.partitions.close(partition);
     }
 
     fn cleanup(&self) -> usize {
@@ -308,8 +300,6 @@ where
     }
 
     fn mark_applied(&self, partition: i32, offset: i64) {
-        if let Some(d) = lock(&self.inner.partitions).get_mut(&partition) {
-            d.mark_applied(offset);
-        }
+        self.inner.partitions.mark_applied(partition, offset);
     }
 }

@@ -30,7 +30,7 @@ use crate::core::sink::WriteFor;
 use crate::runtime::tables::TablePartitions;
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::writes::ClientSource;
-use crate::state::partition::PartitionData;
+use crate::state::partition::{PartitionData, PartitionMap};
 use crate::state::window::Window;
 
 /// What a table write can fail with.
@@ -122,7 +122,7 @@ struct Inner<K, V> {
     changelog: Mutex<TopicSpec>,
     topic: Arc<str>,
     options: Mutex<Options<K, V>>,
-    partitions: Mutex<HashMap<i32, PartitionData<K, V>>>,
+    partitions: PartitionMap<K, V>,
     /// Source topics whose partition count was checked.
     verified: Mutex<HashSet<String>>,
     /// Latest event time (seconds) written per partition, for window expiry.
@@ -184,7 +184,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                 }),
                 latest: Mutex::new(HashMap::new()),
                 global,
-                partitions: Mutex::new(HashMap::new()),
+                partitions: PartitionMap::default(),
                 verified: Mutex::new(HashSet::new()),
             }),
         }
@@ -275,7 +275,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// Whether `key` is stored (a default does not count).
     pub fn contains(&self, key: &K) -> bool {
-        let parts = lock(&self.inner.partitions);
+        let parts = self.inner.partitions.lock();
         match self.current_partition() {
             Some(p) => parts.get(&p).is_some_and(|d| d.contains(key)),
             None => parts.values().any(|d| d.contains(key)),
@@ -284,7 +284,9 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// The keys of every partition this worker holds.
     pub fn keys(&self) -> Vec<K> {
-        lock(&self.inner.partitions)
+        self.inner
+            .partitions
+            .lock()
             .values()
             .flat_map(|d| d.iter().map(|(k, _)| k.clone()))
             .collect()
@@ -292,7 +294,9 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// The keys and values of every partition this worker holds.
     pub fn items(&self) -> Vec<(K, V)> {
-        lock(&self.inner.partitions)
+        self.inner
+            .partitions
+            .lock()
             .values()
             .flat_map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())))
             .collect()
@@ -300,7 +304,9 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// Keys stored in the partitions this worker holds.
     pub fn len(&self) -> usize {
-        lock(&self.inner.partitions)
+        self.inner
+            .partitions
+            .lock()
             .values()
             .map(PartitionData::len)
             .sum()
@@ -313,9 +319,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
 
     /// The partitions this worker holds.
     pub fn held_partitions(&self) -> Vec<i32> {
-        let mut p: Vec<i32> = lock(&self.inner.partitions).keys().copied().collect();
-        p.sort_unstable();
-        p
+        self.inner.partitions.held()
     }
 
     /// Stores `value` under `key` (Faust's `table[key] = value`).
@@ -323,7 +327,9 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
         let partition = self.write_partition().await?;
         let encoded = self.encode(&key, Some(&value))?;
         if let Some(p) = partition {
-            lock(&self.inner.partitions)
+            self.inner
+                .partitions
+                .lock()
                 .entry(p)
                 .or_default()
                 .set(key, value);
@@ -346,7 +352,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
             return Ok(Some(v));
         };
         let value = {
-            let mut parts = lock(&self.inner.partitions);
+            let mut parts = self.inner.partitions.lock();
             let data = parts.entry(p).or_default();
             match data.get_mut(&key) {
                 Some(v) => {
@@ -373,11 +379,14 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     pub async fn remove(&self, key: &K) -> Result<Option<V>, TableError> {
         let partition = self.write_partition().await?;
         let old = match partition {
-            Some(p) => lock(&self.inner.partitions)
+            Some(p) => self
+                .inner
+                .partitions
+                .lock()
                 .get_mut(&p)
                 .and_then(|d| d.remove(key)),
             None => {
-                let mut parts = lock(&self.inner.partitions);
+                let mut parts = self.inner.partitions.lock();
                 parts.values_mut().find_map(|d| d.remove(key))
             }
         };
@@ -534,7 +543,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
         let latest = lock(&self.inner.latest).clone();
         let mut closed = Vec::new();
         {
-            let mut parts = lock(&self.inner.partitions);
+            let mut parts = self.inner.partitions.lock();
             for (p, data) in parts.iter_mut() {
                 let Some(&now) = latest.get(p) else { continue };
                 closed.extend(data.remove_where(|k| window.stale(start(k), now)));
@@ -556,7 +565,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     /// The stored value in `partition`, else the default.
     pub(crate) fn get_in(&self, partition: Option<i32>, key: &K) -> Option<V> {
         let stored = {
-            let parts = lock(&self.inner.partitions);
+            let parts = self.inner.partitions.lock();
             let here = partition.and_then(|p| parts.get(&p).and_then(|d| d.get(key).cloned()));
             match (here, partition) {
                 (Some(v), _) => Some(v),
@@ -586,19 +595,15 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
     }
 
     fn open(&self, partition: i32) {
-        lock(&self.inner.partitions).insert(partition, PartitionData::default());
+        self.inner.partitions.open(partition);
     }
 
     fn applied(&self, partition: i32) -> Option<i64> {
-        lock(&self.inner.partitions)
-            .get(&partition)
-            .and_then(PartitionData::applied)
+        self.inner.partitions.applied(partition)
     }
 
     fn wipe(&self, partition: i32) {
-        if let Some(d) = lock(&self.inner.partitions).get_mut(&partition) {
-            d.clear();
-        }
+        self.inner.partitions.wipe(partition);
     }
 
     fn apply(&self, partition: i32, records: &[Record]) -> usize {
@@ -640,7 +645,7 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
             decoded.push((key, value, r.offset()));
         }
         let n = decoded.len();
-        let mut parts = lock(&self.inner.partitions);
+        let mut parts = self.inner.partitions.lock();
         let data = parts.entry(partition).or_default();
         for (k, v, offset) in decoded {
             data.apply(k, v, offset);
@@ -659,7 +664,7 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
     }
 
     fn close(&self, partition: i32) {
-        lock(&self.inner.partitions).remove(&partition);
+        self.inner.partitions.close(partition);
         lock(&self.inner.latest).remove(&partition);
     }
 
@@ -672,8 +677,6 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
     }
 
     fn mark_applied(&self, partition: i32, offset: i64) {
-        if let Some(d) = lock(&self.inner.partitions).get_mut(&partition) {
-            d.mark_applied(offset);
-        }
+        self.inner.partitions.mark_applied(partition, offset);
     }
 }

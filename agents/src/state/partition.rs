@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::{Mutex, MutexGuard};
 
 /// One table partition's keys and values, and the changelog offset they include.
 #[derive(Debug, Clone)]
@@ -108,6 +109,59 @@ impl<K: Hash + Eq, V> PartitionData<K, V> {
     pub fn clear(&mut self) {
         self.map.clear();
         self.applied = None;
+    }
+}
+
+/// The partitions of one table that a worker holds, behind one lock.
+#[derive(Debug)]
+pub struct PartitionMap<K, V>(Mutex<HashMap<i32, PartitionData<K, V>>>);
+
+impl<K, V> Default for PartitionMap<K, V> {
+    fn default() -> Self {
+        PartitionMap(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Hash + Eq, V> PartitionMap<K, V> {
+    /// The partitions, locked.
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<i32, PartitionData<K, V>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts holding `partition`, empty.
+    pub fn open(&self, partition: i32) {
+        self.lock().insert(partition, PartitionData::default());
+    }
+
+    /// The offset of the last changelog record `partition`'s data includes.
+    pub fn applied(&self, partition: i32) -> Option<i64> {
+        self.lock().get(&partition).and_then(PartitionData::applied)
+    }
+
+    /// Forgets `partition`'s data, keeping the partition held.
+    pub fn wipe(&self, partition: i32) {
+        if let Some(d) = self.lock().get_mut(&partition) {
+            d.clear();
+        }
+    }
+
+    /// Stops holding `partition`.
+    pub fn close(&self, partition: i32) {
+        self.lock().remove(&partition);
+    }
+
+    /// Records that `partition`'s data includes the changelog up to `offset`.
+    pub fn mark_applied(&self, partition: i32, offset: i64) {
+        if let Some(d) = self.lock().get_mut(&partition) {
+            d.mark_applied(offset);
+        }
+    }
+
+    /// The partitions held, sorted.
+    pub fn held(&self) -> Vec<i32> {
+        let mut p: Vec<i32> = self.lock().keys().copied().collect();
+        p.sort_unstable();
+        p
     }
 }
 

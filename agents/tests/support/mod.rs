@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod app;
+pub mod tables;
 pub mod topics;
 
 use std::path::Path;

@@ -1,0 +1,302 @@
+//! Table restore benchmark: how fast a worker recovers a table from its changelog, Mephisto
+//! against faust-streaming, on the same broker in the same run.
+//!
+//! A development broker on a thread of this process (`--tansu`: a private tansu, whose
+//! ListOffsets answers make Faust stop its recovery early; or `$MEPHISTO_BROKER`) gets a
+//! changelog per client,
+//! `<app id>-counts-changelog` with `--partitions` partitions, filled with `--records` records
+//! (`--faust-records` for Faust's copy): key the JSON string of a 16-byte key, value the JSON
+//! string of a 98-byte value (100 bytes encoded), each key once, as Faust's json codec writes
+//! a `str -> str` table. Each client then starts a worker of its app whose agent reads an
+//! empty topic with as many partitions, so that it holds every table partition, and recovers:
+//!
+//! - Mephisto: an `App` with `table::<String, String>("counts")`; the restore time is the
+//!   longest partition recovery that `Worker::recovery` reports (they run in parallel, from
+//!   the assignment to the high watermark), the rate `records / that time`.
+//! - Faust (`benches/peers/faust_table_restore.py`, memory store): the time its log gives
+//!   from "Restoring state from changelog topics" to "Done reading from changelog topics"
+//!   (the script checks that every key was loaded).
+//!
+//! Peak RSS of the bench process before and after Mephisto's restore gives the memory the
+//! table takes per million entries (the process also holds the producer's buffers).
+//!
+//! ```text
+//! cargo run --release -p mephisto-benches --bin table_bench -- \
+//!     [--records 1000000] [--faust-records 200000] [--partitions 8] [--skip-faust] [--tansu]
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mephisto::App;
+use mephisto_benches::proc_stats;
+use mephisto_benches::tansu::{BoxError, Tansu};
+use mephisto_engine::admin::{Admin, NewTopic};
+use mephisto_engine::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use mephisto_engine::{ClientConfig, Cluster};
+
+struct Options {
+    records: u64,
+    faust_records: u64,
+    partitions: i32,
+    skip_faust: bool,
+    tansu: bool,
+}
+
+fn options() -> Result<Options, BoxError> {
+    let mut o = Options {
+        records: 1_000_000,
+        faust_records: 200_000,
+        partitions: 8,
+        skip_faust: false,
+        tansu: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--skip-faust" => o.skip_faust = true,
+            "--tansu" => o.tansu = true,
+            flag => {
+                let v = args.next().ok_or(format!("{flag} needs a value"))?;
+                match flag {
+                    "--records" => o.records = v.parse()?,
+                    "--faust-records" => o.faust_records = v.parse()?,
+                    "--partitions" => o.partitions = v.parse()?,
+                    other => return Err(format!("unknown option {other}").into()),
+                }
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Key `i`: 16 characters; value: 98 characters; both as JSON strings.
+fn record(i: u64) -> (Bytes, Bytes) {
+    let key = format!("\"{i:016x}\"");
+    let value = format!("\"{}\"", format!("{:0>98}", i).replace('0', "v"));
+    (Bytes::from(key), Bytes::from(value))
+}
+
+async fn cluster(url: &str) -> Result<Cluster, BoxError> {
+    Ok(
+        Cluster::connect(
+            ClientConfig::from_url(url)?.with_request_timeout(Duration::from_secs(30)),
+        )
+        .await?,
+    )
+}
+
+/// Creates `topic` and fills it with `records` changelog records, record `i` in partition
+/// `i % partitions`.
+async fn fill(url: &str, topic: &str, partitions: i32, records: u64) -> Result<(), BoxError> {
+    let cluster = cluster(url).await?;
+    Admin::new(cluster.clone())
+        .create_topic(NewTopic::new(topic, partitions, 1))
+        .await?;
+    let producer = Producer::new(
+        cluster,
+        ProducerConfig {
+            buffer_memory: 16 << 20,
+            ..ProducerConfig::default()
+        },
+    )?;
+    let mut pending: Vec<Delivery> = Vec::new();
+    for i in 0..records {
+        let (k, v) = record(i);
+        let mut r = ProducerRecord::new(topic);
+        r.partition = Some((i % partitions as u64) as i32);
+        r.key = Some(k);
+        r.value = Some(v);
+        pending.push(producer.enqueue(r).await?);
+        if pending.len() >= 50_000 {
+            for d in pending.drain(..) {
+                d.await?;
+            }
+        }
+    }
+    for d in pending {
+        d.await?;
+    }
+    producer.close().await;
+    Ok(())
+}
+
+/// Mephisto's restore: seconds and peak RSS growth (MiB).
+async fn mephisto(url: &str, id: &str, o: &Options) -> Result<(f64, f64), BoxError> {
+    let app = App::new(id).broker(url);
+    app.configure(|s| {
+        s.topic_partitions = o.partitions;
+        s.broker_session_timeout = Duration::from_secs(6);
+        s.broker_heartbeat_interval = Duration::from_secs(1);
+    });
+    let empty = app.topic::<String, String>(format!("{id}-empty"));
+    let counts = app.table::<String, String>("counts");
+    let _idle = app
+        .agent::<String, String>("idle")
+        .topic(&empty)
+        .processing(|mut s| async move {
+            while s.next().await.is_some() {}
+            Ok(())
+        });
+    let rss_before = proc_stats::rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
+    let worker = app.start_worker().await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let secs = loop {
+        let r = worker.recovery();
+        if r.len() == o.partitions as usize && r.iter().all(|p| p.done) {
+            let total: u64 = r.iter().map(|p| p.records).sum();
+            if total != o.records {
+                return Err(format!("recovered {total} records, expected {}", o.records).into());
+            }
+            break r.iter().map(|p| p.elapsed_ms).max().unwrap_or(0) as f64 / 1000.0;
+        }
+        if Instant::now() > deadline {
+            return Err("Mephisto's recovery did not finish within 600 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let rss_after = proc_stats::rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
+    if counts.len() as u64 != o.records {
+        return Err(format!("table holds {} keys, expected {}", counts.len(), o.records).into());
+    }
+    worker.stop().await?;
+    app.close().await;
+    Ok((secs, rss_after - rss_before))
+}
+
+/// Faust's restore in seconds.
+fn faust(url: &str, id: &str, o: &Options) -> Result<f64, BoxError> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = root.join(".venv/bin/python");
+    let mut child = Command::new(python)
+        .arg(root.join("benches/peers/faust_table_restore.py"))
+        .arg(format!("{id}-empty"))
+        .arg(o.faust_records.to_string())
+        .env("MEPHISTO_BROKER", url)
+        .env("FAUST_APP_ID", id)
+        .env("FAUST_PARTITIONS", o.partitions.to_string())
+        .env("FAUST_LOG", "info")
+        .env(
+            "FAUST_DATADIR",
+            std::env::temp_dir().join(format!("table-bench-{id}")),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join(format!("{id}.log")))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+        )
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("RESTORE "));
+    let _ = child.kill();
+    let _ = child.wait();
+    line.ok_or("Faust exited without restoring")?;
+    // Faust's own account: from "Restoring state from changelog topics" to "Done reading
+    // from changelog topics" in its log.
+    let log = std::fs::read_to_string(std::env::temp_dir().join(format!("{id}.log")))?;
+    let at = |what: &str| -> Option<f64> {
+        let line = log.lines().find(|l| l.contains(what))?;
+        // "[2026-12-07 19:19:30,956] ...": seconds of the day.
+        let time = line.get(12..24)?;
+        let (hms, ms) = time.split_once(',')?;
+        let mut parts = hms.split(':').map(|p| p.parse::<f64>().ok());
+        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+        Some(h * 3600.0 + m * 60.0 + s + ms.parse::<f64>().ok()? / 1000.0)
+    };
+    let start =
+        at("Restoring state from changelog topics").ok_or("no recovery start in Faust's log")?;
+    let end = at("Done reading from changelog topics").ok_or("no recovery end in Faust's log")?;
+    Ok((end - start).max(0.001))
+}
+
+fn main() -> Result<(), BoxError> {
+    let o = options()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    // The development broker by default: Faust finds a changelog's end with ListOffsets,
+    // which tansu answers wrong when the last batch holds several records (Faust then stops
+    // its recovery early); `--tansu` for tansu anyway.
+    let (_tansu, _dev);
+    let url = match std::env::var("MEPHISTO_BROKER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+    {
+        Some(url) => url,
+        None if o.tansu => {
+            let t = Tansu::start(&rt, "table-bench")?;
+            let url = t.url.clone();
+            _tansu = Some(t);
+            url
+        }
+        None => {
+            let d = mephisto_test_support::dev_broker_thread(Default::default());
+            let url = d.url.clone();
+            _dev = Some(d);
+            url
+        }
+    };
+    let run = std::process::id();
+    let ours = format!("table-bench-{run}-mephisto");
+    let theirs = format!("table-bench-{run}-faust");
+    let started = Instant::now();
+    rt.block_on(fill(
+        &url,
+        &format!("{ours}-counts-changelog"),
+        o.partitions,
+        o.records,
+    ))?;
+    rt.block_on(async {
+        let c = cluster(&url).await?;
+        Admin::new(c)
+            .create_topic(NewTopic::new(format!("{ours}-empty"), o.partitions, 1))
+            .await?;
+        Ok::<(), BoxError>(())
+    })?;
+    eprintln!(
+        "changelog of {} records ready in {:.1} s",
+        o.records,
+        started.elapsed().as_secs_f64()
+    );
+    let (secs, rss) = rt.block_on(mephisto(&url, &ours, &o))?;
+    let rate = o.records as f64 / secs;
+    println!("| client | records | restore s | records/s | memory MiB (per M entries) |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| Mephisto (memory) | {} | {secs:.3} | {rate:.0} | {rss:.1} ({:.1}) |",
+        o.records,
+        rss * 1e6 / o.records as f64
+    );
+    if !o.skip_faust {
+        rt.block_on(fill(
+            &url,
+            &format!("{theirs}-counts-changelog"),
+            o.partitions,
+            o.faust_records,
+        ))?;
+        rt.block_on(async {
+            let c = cluster(&url).await?;
+            Admin::new(c)
+                .create_topic(NewTopic::new(format!("{theirs}-empty"), o.partitions, 1))
+                .await?;
+            Ok::<(), BoxError>(())
+        })?;
+        let fs = faust(&url, &theirs, &o)?;
+        let frate = o.faust_records as f64 / fs;
+        println!(
+            "| Faust (memory://) | {} | {fs:.3} | {frate:.0} | |",
+            o.faust_records
+        );
+        println!("\nMephisto / Faust restore rate: {:.1}×", rate / frate);
+    }
+    Ok(())
+}
