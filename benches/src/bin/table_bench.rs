@@ -17,8 +17,10 @@
 //!   from "Restoring state from changelog topics" to "Done reading from changelog topics"
 //!   (the script checks that every key was loaded).
 //!
-//! Peak RSS of the bench process before and after Mephisto's restore gives the memory the
-//! table takes per million entries (the process also holds the producer's buffers).
+//! The RSS of the bench process before and after Mephisto's restore gives what the table
+//! takes; the live heap of a million-entry `String -> i64` partition (16-byte keys, 8-byte
+//! values), counted by `mephisto_test_support::heap_stats`, the memory store's cost per
+//! million entries.
 //!
 //! ```text
 //! cargo run --release -p mephisto-benches --bin table_bench -- \
@@ -37,6 +39,27 @@ use mephisto_benches::tansu::{BoxError, Tansu};
 use mephisto_engine::admin::{Admin, NewTopic};
 use mephisto_engine::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
 use mephisto_engine::{ClientConfig, Cluster};
+
+#[global_allocator]
+static ALLOC: mephisto_test_support::heap_stats::CountingAlloc =
+    mephisto_test_support::heap_stats::CountingAlloc;
+
+/// Live heap bytes of a million-entry table partition in the memory store: 16-byte keys,
+/// 8-byte values (`String -> i64`, as a word count holds them).
+fn memory_per_million() -> f64 {
+    use mephisto::state::partition::PartitionData;
+    use mephisto_test_support::heap_stats;
+    heap_stats::enable();
+    let before = heap_stats::live_bytes();
+    let mut data: PartitionData<String, i64> = PartitionData::default();
+    for i in 0..1_000_000u64 {
+        data.apply(format!("{i:016x}"), Some(i as i64), i as i64);
+    }
+    let after = heap_stats::live_bytes();
+    heap_stats::disable();
+    drop(data);
+    (after - before) as f64 / (1024.0 * 1024.0)
+}
 
 struct Options {
     records: u64,
@@ -219,6 +242,10 @@ fn faust(url: &str, id: &str, o: &Options) -> Result<f64, BoxError> {
 
 fn main() -> Result<(), BoxError> {
     let o = options()?;
+    println!(
+        "memory store: {:.1} MiB of heap per million entries (16-byte String keys, i64 values)\n",
+        memory_per_million()
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
