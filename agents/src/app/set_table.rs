@@ -30,7 +30,9 @@ struct Inner<K, M> {
     partitions: PartitionMap<K, HashSet<M>>,
 }
 
-/// A table of sets (Faust's `SetTable`); see the [module docs](self). Cheap to clone.
+/// A table of sets (Faust's `SetTable`), made by [`App::set_table`]: `add`, `discard` and
+/// `update` members of a key's set; each change goes to the changelog as Faust's operation
+/// record (key `[op, key]`, value the member or `[added, removed]`). Cheap to clone.
 pub struct SetTable<K, M> {
     inner: Arc<Inner<K, M>>,
 }

@@ -131,7 +131,13 @@ struct Inner<K, V> {
     global: bool,
 }
 
-/// A table (Faust's `app.Table`); see the [module docs](self). Cheap to clone.
+/// A table (Faust's `app.Table`), made by [`App::table`] or [`App::global_table`]: a key/value
+/// map sharded like the stream that writes it. A write from an agent changes the partition of
+/// the event being processed and sends the change to the same partition of
+/// `<app id>-<table>-changelog` (json by default, a tombstone for a removal); the event is not
+/// committed before the broker has it. A read returns the stored value, else the default.
+/// The worker recovers its partitions from the changelog before processing their events.
+/// Cheap to clone.
 pub struct Table<K, V> {
     inner: Arc<Inner<K, V>>,
 }

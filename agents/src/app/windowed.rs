@@ -71,7 +71,10 @@ enum RelativeTo {
     Field(Arc<str>),
 }
 
-/// A windowed table (see the [module docs](self)). Cheap to clone.
+/// A windowed table, made by [`App::windowed_table`](crate::App::windowed_table): keys
+/// `(key, (start, end))`, one per window an event's time falls in (`[key, [start, end]]` in
+/// the changelog, as Faust writes them); expired windows are removed every
+/// `table_cleanup_interval` and handed to `on_window_close`. Cheap to clone.
 pub struct WindowedTable<K, V> {
     table: Table<WindowKey<K>, V>,
     window: Window,
