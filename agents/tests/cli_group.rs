@@ -252,7 +252,7 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
         takeover < within,
         "takeover {takeover:?} beyond 3 session timeouts"
     );
-    // Duplicates only in the killed member's partitions, at its last printed offsets.
+    // Duplicates only of what the killed member printed, up to its last printed offsets.
     let last_a: BTreeMap<i32, i64> = la.iter().fold(BTreeMap::new(), |mut m, (p, o, _)| {
         let e = m.entry(*p).or_insert(*o);
         *e = (*e).max(*o);
@@ -272,8 +272,12 @@ fn sigkill_survivor_takes_over_within_the_session_timeout() {
             from_joins += 1;
             continue;
         }
+        // Read again by the survivor: a record the killed member printed (so at or below
+        // its last printed offset in that partition) and could not commit. On a loaded
+        // machine tansu may move partitions between the two members more than once before
+        // the kill, so any partition A read counts, not only those it held last.
         assert!(
-            moved.contains(p) && last_a.get(p).is_some_and(|last| o <= last),
+            last_a.get(p).is_some_and(|last| o <= last),
             "duplicate {p}@{o} outside the killed member's window"
         );
     }
