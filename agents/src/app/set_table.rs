@@ -87,7 +87,7 @@ where
     /// The members of `key` (empty when none): in the partition of the event being processed,
     /// or in any partition this worker holds outside an agent.
     pub fn get(&self, key: &K) -> HashSet<M> {
-        let partition = context::current_event().and_then(|e| e.message().map(|m| m.partition));
+        let partition = context::current_partition();
         let parts = self.inner.partitions.lock();
         let found = match partition {
             Some(p) => parts.get(&p).and_then(|d| d.get(key).cloned()),

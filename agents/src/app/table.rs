@@ -269,7 +269,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     }
 
     fn current_partition(&self) -> Option<i32> {
-        context::current_event().and_then(|e| e.message().map(|m| m.partition))
+        context::current_partition()
     }
 
     /// The value of `key`: stored, else the default, else `None`. Inside an agent it reads

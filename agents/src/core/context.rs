@@ -42,3 +42,16 @@ pub fn current_event() -> Option<CurrentEvent> {
     })
     .flatten()
 }
+
+/// The partition of the event the calling agent code is processing, without copying the event
+/// (a table read asks it every time).
+pub fn current_partition() -> Option<i32> {
+    with_actor(|a| {
+        a.slot
+            .lock()
+            .current
+            .as_ref()
+            .and_then(|c| c.message.as_ref().map(|m| m.partition))
+    })
+    .flatten()
+}
