@@ -53,7 +53,7 @@ pub(crate) async fn ticker(shared: Arc<Shared>) {
         interval.tick().await;
         crate::group::tick(&mut shared.lock().groups, Instant::now());
         ticks = ticks.wrapping_add(1);
-        if ticks % TIME_RETENTION_EVERY == 0 {
+        if ticks.is_multiple_of(TIME_RETENTION_EVERY) {
             shared.enforce_time_retention(crate::produce::now_ms());
         }
     }

@@ -256,7 +256,7 @@ impl Options {
         if o.partitions == 0 || o.partitions > 10_000 || o.records == 0 || o.runs == 0 {
             return Err("partitions, records and runs must be positive".into());
         }
-        if o.records % u64::from(o.partitions) != 0 {
+        if !o.records.is_multiple_of(u64::from(o.partitions)) {
             return Err("records must be a multiple of partitions".into());
         }
         Ok(o)
@@ -1040,7 +1040,7 @@ fn describe(m: &Measurement, sink: Option<ReplayStats>) -> String {
 
 /// Clients in the order of run `run`: alternating who goes first.
 fn order(run: usize) -> [ClientKind; 2] {
-    if run % 2 == 0 {
+    if run.is_multiple_of(2) {
         [ClientKind::Mephisto, ClientKind::Rdkafka]
     } else {
         [ClientKind::Rdkafka, ClientKind::Mephisto]

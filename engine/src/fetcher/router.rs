@@ -74,7 +74,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if missing > 0 {
             shared.cluster.invalidate_metadata(metadata.generation);
             let delay = backoff.next_delay();
-            if backoff.attempts() % 10 == 0 {
+            if backoff.attempts().is_multiple_of(10) {
                 tracing::warn!(
                     partitions = missing,
                     "no leader known for assigned partitions"

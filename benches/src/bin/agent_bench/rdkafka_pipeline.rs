@@ -94,7 +94,7 @@ pub fn run(o: &Options) -> Result<Outcome, BoxError> {
                 }
             }
         }
-        if idle || processed % 256 == 0 {
+        if idle || processed.is_multiple_of(256) {
             producer.poll(Duration::ZERO);
             std::mem::swap(
                 &mut drained,
