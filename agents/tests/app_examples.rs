@@ -4,27 +4,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::tansu;
-
-/// `target/<profile>/examples/<name>`, built by `cargo test` next to this test binary.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "example {name} not built at {}",
-        path.display()
-    );
-    path
-}
+use support::{example, tansu};
 
 /// Runs example `name` on `url` (`None`: no `MEPHISTO_BROKER`, so the embedded broker).
 fn run_on(name: &str, url: Option<&str>, args: &[&str]) -> Output {

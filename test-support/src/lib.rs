@@ -23,6 +23,7 @@
 //! - [`process`]: free loopback ports, the repository root, watchdog shells.
 //! - [`poll`]: waiting for a condition until a deadline (blocking and async).
 //! - [`names`]: topic and group names unique to the process.
+//! - [`scratch`]: a directory for one test, removed when dropped.
 //! - [`peers`]: the `mephisto` CLI and the Python peers (`.venv`) as child processes.
 //! - [`fake`]: a scriptable fake broker and a silent listener, for faults a real broker does not
 //!   produce on demand.
@@ -43,6 +44,7 @@ pub mod peers;
 pub mod poll;
 pub mod probe;
 pub mod process;
+pub mod scratch;
 pub mod tansu;
 
 pub use broker::Broker;
@@ -51,4 +53,5 @@ pub use dev::{dev_broker_cli, dev_broker_thread};
 pub use names::unique;
 pub use poll::{eventually, wait_until, wait_until_async};
 pub use process::free_port;
+pub use scratch::ScratchDir;
 pub use tansu::{tansu, try_tansu};

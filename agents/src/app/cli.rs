@@ -1,7 +1,8 @@
 //! `app.main()`: the app's own command line, as Faust gives one to every app.
 //!
 //! ```text
-//! <program> [-b URL] worker [-l LEVEL]            run every agent until SIGINT/SIGTERM
+//! <program> [-b URL] worker [-l LEVEL] [--datadir DIR] [--store URL]
+//!                                                 run every agent until SIGINT/SIGTERM
 //! <program> [-b URL] send <TOPIC|@AGENT> [VALUE] [-k KEY] [-p PARTITION]
 //! <program> [-b URL] agents                       list the agents
 //! ```
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::error::AppError;
 use crate::app::App;
+use crate::state::store::StoreUrl;
 
 #[derive(Debug, Parser)]
 #[command(about = "A Mephisto app: run its worker, send to its agents, list them.")]
@@ -37,6 +39,13 @@ enum Cmd {
         /// Log level.
         #[arg(short = 'l', long = "loglevel", value_enum, default_value = "warn")]
         loglevel: Level,
+        /// The app's data directory (Faust's `--datadir`; default `<app id>-data`).
+        #[arg(long)]
+        datadir: Option<std::path::PathBuf>,
+        /// Where tables keep their partitions (Faust's `store`): `memory://`, or `fjall://`
+        /// (in the data directory) or `fjall://PATH` for the durable store.
+        #[arg(long, value_parser = parse_store)]
+        store: Option<StoreUrl>,
     },
     /// Sends one record to a topic or to an agent (`@name`).
     Send {
@@ -103,7 +112,7 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
         }
     };
     let level = match &cli.command {
-        Cmd::Worker { loglevel } => loglevel.tracing(),
+        Cmd::Worker { loglevel, .. } => loglevel.tracing(),
         _ => tracing::Level::WARN,
     };
     let _ = tracing_subscriber::fmt()
@@ -113,6 +122,14 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
         .try_init();
     if let Some(url) = cli.broker.clone() {
         app.configure(|s| s.broker = url);
+    }
+    if let Cmd::Worker { datadir, store, .. } = &cli.command {
+        if let Some(dir) = datadir {
+            app.configure(|s| s.datadir = dir.clone());
+        }
+        if let Some(url) = store {
+            app.configure(|s| s.store = url.clone());
+        }
     }
     let runtime = match runtime() {
         Ok(rt) => rt,
@@ -128,6 +145,10 @@ pub(crate) fn main(app: App, args: Vec<OsString>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn parse_store(url: &str) -> Result<StoreUrl, String> {
+    StoreUrl::parse(url).map_err(|e| e.to_string())
 }
 
 pub(crate) fn run_demo<F, Fut>(app: App, demo: F) -> ExitCode

@@ -21,6 +21,9 @@ pub enum AppError {
     /// A key or value could not be encoded or decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A table's durable store could not be opened.
+    #[error(transparent)]
+    Store(Box<crate::state::durable::StoreError>),
     /// An agent stopped with an error.
     #[error(transparent)]
     Agent(#[from] AgentError),
@@ -91,5 +94,11 @@ impl From<GroupConsumerError> for AppError {
 impl From<FetchError> for AppError {
     fn from(e: FetchError) -> Self {
         AppError::Runtime(e.into())
+    }
+}
+
+impl From<crate::state::durable::StoreError> for AppError {
+    fn from(e: crate::state::durable::StoreError) -> Self {
+        AppError::Store(Box::new(e))
     }
 }

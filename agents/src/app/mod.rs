@@ -23,6 +23,7 @@ mod error;
 mod repartition;
 mod set_table;
 mod table;
+mod table_store;
 mod topic;
 mod windowed;
 
@@ -48,6 +49,7 @@ use crate::runtime::tables::{TablePartitions, Tables};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::worker::{Worker, WorkerAgent};
 use crate::runtime::writes::ClientSource;
+use crate::state::durable::DurableStore;
 use agent::Registered;
 
 /// A Mephisto application (Faust's `faust.App`). Cheap to clone; clones share everything.
@@ -295,8 +297,33 @@ impl App {
             .iter()
             .map(|a| Arc::clone(a).as_worker_agent())
             .collect();
-        let tables = Tables::new(lock(&self.inner.tables).clone());
+        let tables = self.open_tables()?;
         Ok(Worker::start(&self.inner.id, client, agents, tables).await?)
+    }
+
+    /// The app's tables, each attached to its durable store when it has one (a store
+    /// directory is opened once, whatever tables share it).
+    fn open_tables(&self) -> Result<Tables, AppError> {
+        let settings = self.settings();
+        let tables = lock(&self.inner.tables).clone();
+        let mut stores: Vec<DurableStore> = Vec::new();
+        for table in &tables {
+            let url = table.store_url().unwrap_or_else(|| settings.store.clone());
+            let Some(dir) = url.directory(&settings.datadir) else {
+                continue;
+            };
+            let store = match stores.iter().find(|s| s.path() == dir) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = DurableStore::open(&dir)?;
+                    tracing::info!(path = %dir.display(), "table store opened");
+                    stores.push(s.clone());
+                    s
+                }
+            };
+            table.attach_store(store);
+        }
+        Ok(Tables::with_stores(tables, stores))
     }
 
     /// Flushes what was sent and closes the connection's producer and reply reader (deleting

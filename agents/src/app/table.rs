@@ -11,16 +11,22 @@
 //!   missing key reads as the default and is not stored until written).
 //! - The worker holds the table partitions of its assigned partitions and recovers each from
 //!   its changelog before the partition's events are processed (`runtime::tables`).
+//! - With a durable store (the app's or the table's `store` is `fjall://`), a partition opened
+//!   is first loaded from the store, and recovery reads the changelog only after the stored
+//!   offset. The store takes each of this worker's writes once the broker has it, with its
+//!   changelog offset, in one atomic batch (never a change the changelog may not have), before
+//!   the event that made it can be committed.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use mephisto_engine::producer::ProducerRecord;
+use mephisto_engine::producer::{ProducerRecord, RecordMetadata};
 use mephisto_wire::record::Record;
 
 use crate::app::error::AppError;
+use crate::app::table_store::TableStore;
 use crate::app::topic::Model;
 use crate::app::App;
 use crate::core::codec::{Codec, CodecError, CodecName, SerdeCodec};
@@ -29,8 +35,11 @@ use crate::core::error::WriteError;
 use crate::core::sink::WriteFor;
 use crate::runtime::tables::TablePartitions;
 use crate::runtime::topics::TopicSpec;
+use crate::runtime::tracker::AfterAck;
 use crate::runtime::writes::ClientSource;
+use crate::state::durable::{DurableStore, StoreError};
 use crate::state::partition::{PartitionData, PartitionMap};
+use crate::state::store::StoreUrl;
 use crate::state::window::Window;
 
 /// What a table write can fail with.
@@ -129,6 +138,29 @@ struct Inner<K, V> {
     latest: Mutex<HashMap<i32, f64>>,
     /// Every worker holds every partition (Faust's `GlobalTable`).
     global: bool,
+    /// Where the partitions are kept.
+    store: TableStore,
+}
+
+impl<K, V> Inner<K, V> {
+    /// Applies a change of this worker the broker has (at `meta`) to the stored partition.
+    fn persist(
+        &self,
+        meta: &RecordMetadata,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let Some(stored) = self.store.get(meta.partition) else {
+            // Not held here (a partitioner-chosen partition of another worker).
+            return Ok(());
+        };
+        if meta.offset < 0 {
+            tracing::warn!(table = %self.name, partition = meta.partition,
+                "the broker did not say where the change was written (acks=0?); the stored copy is not updated");
+            return Ok(());
+        }
+        stored.write([(key, value)], meta.offset)
+    }
 }
 
 /// A table (Faust's `app.Table`), made by [`App::table`] or [`App::global_table`]: a key/value
@@ -192,6 +224,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                 global,
                 partitions: PartitionMap::default(),
                 verified: Mutex::new(HashSet::new()),
+                store: TableStore::default(),
             }),
         }
     }
@@ -219,6 +252,13 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     /// which allows writes outside an agent (Faust's `use_partitioner=True`).
     pub fn use_partitioner(self, yes: bool) -> Self {
         lock(&self.inner.options).use_partitioner = yes;
+        self
+    }
+
+    /// Keeps the table's partitions in `url` rather than in the app's `store` (Faust's
+    /// `store=`): `StoreUrl::parse("fjall://")?` for a durable store in the app's `datadir`.
+    pub fn store(self, url: StoreUrl) -> Self {
+        self.inner.store.set_url(url);
         self
     }
 
@@ -340,7 +380,22 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                 .or_default()
                 .set(key, value);
         }
-        self.send(partition, encoded).await
+        let then = self.store_after_ack(&encoded);
+        self.send(partition, encoded, then).await
+    }
+
+    /// What the durable store does once the broker has a change (`None` without one).
+    fn store_after_ack(&self, (key, value): &(Bytes, Option<Bytes>)) -> Option<AfterAck> {
+        if !self.inner.store.is_durable() {
+            return None;
+        }
+        let inner = Arc::clone(&self.inner);
+        let (key, value) = (key.clone(), value.clone());
+        Some(Box::new(move |meta: &RecordMetadata| {
+            inner
+                .persist(meta, &key, value.as_deref())
+                .map_err(Into::into)
+        }))
     }
 
     /// Changes the value of `key` in place (from the stored value, else the default; a key
@@ -377,7 +432,8 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
             }
         };
         let encoded = self.encode(&key, Some(&value))?;
-        self.send(Some(p), encoded).await?;
+        let then = self.store_after_ack(&encoded);
+        self.send(Some(p), encoded, then).await?;
         Ok(Some(value))
     }
 
@@ -397,7 +453,8 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
             }
         };
         let encoded = self.encode(key, None)?;
-        self.send(partition, encoded).await?;
+        let then = self.store_after_ack(&encoded);
+        self.send(partition, encoded, then).await?;
         Ok(old)
     }
 
@@ -459,11 +516,12 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     }
 
     /// Queues the change for the changelog; the event being processed (if any) is not
-    /// committed before the broker has it.
+    /// committed before the broker has it and `then` (a durable store's update) ran.
     pub(crate) async fn send(
         &self,
         partition: Option<i32>,
         (key, value): (Bytes, Option<Bytes>),
+        then: Option<AfterAck>,
     ) -> Result<(), TableError> {
         let failed = |source| TableError::Write {
             table: self.inner.name.clone(),
@@ -497,7 +555,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
             .and_then(|c| c.ack.clone())
             .into_iter()
             .collect();
-        client.writes().track(
+        client.writes().track_then(
             delivery,
             &self.inner.topic,
             WriteFor {
@@ -506,6 +564,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                 agent: &agent,
                 failure: failure.as_ref(),
             },
+            then,
         );
         Ok(())
     }
@@ -600,19 +659,63 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
         lock(&self.inner.changelog).clone()
     }
 
-    fn open(&self, partition: i32) {
+    fn open(&self, partition: i32) -> Result<(), StoreError> {
         self.inner.partitions.open(partition);
+        let Some(stored) = self.inner.store.open(&self.inner.name, partition)? else {
+            return Ok(());
+        };
+        let (key_codec, value_codec) = {
+            let o = lock(&self.inner.options);
+            (Arc::clone(&o.key_codec), Arc::clone(&o.value_codec))
+        };
+        let mut data = PartitionData::default();
+        let mut undecodable = 0usize;
+        stored.for_each(|k, v| {
+            let key = key_codec.decode(&Bytes::copy_from_slice(k));
+            let value = value_codec.decode(&Bytes::copy_from_slice(v));
+            match (key, value) {
+                (Ok(k), Ok(v)) => data.set(k, v),
+                _ => undecodable += 1,
+            }
+        })?;
+        if undecodable > 0 {
+            tracing::warn!(table = %self.inner.name, partition, undecodable,
+                "stored keys or values do not decode (codec changed?): the stored partition is wiped and replayed from the changelog");
+            stored.wipe()?;
+            data = PartitionData::default();
+        } else if let Some(applied) = stored.applied()? {
+            data.mark_applied(applied);
+        }
+        tracing::debug!(table = %self.inner.name, partition, keys = data.len(), applied = ?data.applied(), "table partition loaded from the store");
+        self.inner.partitions.lock().insert(partition, data);
+        Ok(())
     }
 
     fn applied(&self, partition: i32) -> Option<i64> {
         self.inner.partitions.applied(partition)
     }
 
-    fn wipe(&self, partition: i32) {
+    fn wipe(&self, partition: i32) -> Result<(), StoreError> {
         self.inner.partitions.wipe(partition);
+        match self.inner.store.get(partition) {
+            Some(stored) => stored.wipe(),
+            None => Ok(()),
+        }
     }
 
-    fn apply(&self, partition: i32, records: &[Record]) -> usize {
+    fn store_url(&self) -> Option<StoreUrl> {
+        self.inner.store.url()
+    }
+
+    fn attach_store(&self, store: DurableStore) {
+        self.inner.store.attach(store);
+    }
+
+    fn detach_store(&self) {
+        self.inner.store.detach();
+    }
+
+    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, StoreError> {
         let (key_codec, value_codec, hook) = {
             let o = lock(&self.inner.options);
             (
@@ -621,6 +724,8 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
                 o.on_changelog_event.clone(),
             )
         };
+        let stored = self.inner.store.get(partition);
+        let mut raw = Vec::with_capacity(if stored.is_some() { records.len() } else { 0 });
         let mut decoded = Vec::with_capacity(records.len());
         for r in records {
             let coordinate = || format!("{}[{}]@{}", self.inner.topic, partition, r.offset());
@@ -649,17 +754,28 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
                 h(&key, value.as_ref());
             }
             decoded.push((key, value, r.offset()));
+            if stored.is_some() {
+                raw.push((kb, r.value_bytes()));
+            }
         }
         let n = decoded.len();
-        let mut parts = self.inner.partitions.lock();
-        let data = parts.entry(partition).or_default();
-        for (k, v, offset) in decoded {
-            data.apply(k, v, offset);
+        {
+            let mut parts = self.inner.partitions.lock();
+            let data = parts.entry(partition).or_default();
+            for (k, v, offset) in decoded {
+                data.apply(k, v, offset);
+            }
+            if let Some(last) = records.last() {
+                data.mark_applied(last.offset());
+            }
         }
-        if let Some(last) = records.last() {
-            data.mark_applied(last.offset());
+        if let (Some(stored), Some(last)) = (stored, records.last()) {
+            stored.write(
+                raw.iter().map(|(k, v)| (&k[..], v.as_deref())),
+                last.offset(),
+            )?;
         }
-        n
+        Ok(n)
     }
 
     fn recovered(&self, partition: i32) {
@@ -671,6 +787,7 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
 
     fn close(&self, partition: i32) {
         self.inner.partitions.close(partition);
+        self.inner.store.close(partition);
         lock(&self.inner.latest).remove(&partition);
     }
 

@@ -123,6 +123,16 @@ pub enum WriteError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync + 'static>,
     },
+    /// The broker has the record, but what had to follow it failed (a table's durable store
+    /// could not apply the change).
+    #[error("after writing to {topic}: {source}")]
+    AfterAck {
+        /// The topic.
+        topic: String,
+        /// The failure.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The target (a channel, an agent) is closed.
     #[error("{target} is closed")]
     Closed {

@@ -74,4 +74,15 @@ pub enum RuntimeError {
         #[source]
         source: FetchError,
     },
+    /// A table partition's durable store failed.
+    #[error("table {table}, partition {partition}: {source}")]
+    Store {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+        /// The store's error (boxed: it names a path).
+        #[source]
+        source: Box<crate::state::durable::StoreError>,
+    },
 }

@@ -1,9 +1,11 @@
 //! [`Settings`]: the app's configuration, with Faust's setting names and defaults. The
 //! runtime reads them to connect, to run the worker and to create topics.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::core::codec::CodecName;
+use crate::state::store::StoreUrl;
 
 /// Default broker when neither the app nor `MEPHISTO_BROKER` names one.
 pub const DEFAULT_BROKER: &str = "kafka://127.0.0.1:9092";
@@ -78,11 +80,18 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Static membership id (`group.instance.id`) of this worker, if any.
     pub group_instance_id: Option<String>,
+    /// Where tables keep their partitions unless a table says otherwise (Faust: `store`,
+    /// `memory://`): `memory://`, or `fjall://[path]` for the durable store (`rocksdb://` is
+    /// read as `fjall://`).
+    pub store: StoreUrl,
+    /// The app's data directory (Faust: `datadir`, `<app id>-data`): a durable store without
+    /// a path lives in its `tables/`.
+    pub datadir: PathBuf,
 }
 
 impl Settings {
     /// Defaults for app `id`, reading `MEPHISTO_BROKER`.
-    pub fn new(_id: &str) -> Self {
+    pub fn new(id: &str) -> Self {
         Settings {
             broker: std::env::var("MEPHISTO_BROKER")
                 .ok()
@@ -111,6 +120,8 @@ impl Settings {
             reply_expires: Duration::from_secs(24 * 3600),
             shutdown_timeout: Duration::from_secs(25),
             group_instance_id: None,
+            store: StoreUrl::Memory,
+            datadir: PathBuf::from(format!("{id}-data")),
         }
     }
 }

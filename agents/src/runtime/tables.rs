@@ -20,12 +20,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mephisto_engine::fetcher::{FetchError, FetchPosition, Fetcher, FetcherConfig, TopicPartition};
+use mephisto_engine::fetcher::{
+    FetchError, FetchPosition, Fetcher, FetcherConfig, OffsetReset, TopicPartition,
+};
 use mephisto_wire::record::Record;
 
 use crate::runtime::client::Client;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::topics::TopicSpec;
+use crate::state::durable::{DurableStore, StoreError};
+use crate::state::store::StoreUrl;
 
 /// What a table does with its partitions (the app's `Table` implements it).
 pub trait TablePartitions: Send + Sync + 'static {
@@ -34,14 +38,23 @@ pub trait TablePartitions: Send + Sync + 'static {
     /// Its changelog topic (name, partitions, configs).
     fn changelog(&self) -> TopicSpec;
     /// Starts holding `partition` (empty, or as a durable store left it).
-    fn open(&self, partition: i32);
+    fn open(&self, partition: i32) -> Result<(), StoreError>;
     /// The offset of the last changelog record `partition`'s data includes.
     fn applied(&self, partition: i32) -> Option<i64>;
-    /// Forgets `partition`'s data (its changelog is replayed from the start).
-    fn wipe(&self, partition: i32);
-    /// Applies changelog records of `partition`; a record that does not decode is logged and
-    /// skipped. Returns how many were applied.
-    fn apply(&self, partition: i32, records: &[Record]) -> usize;
+    /// Forgets `partition`'s data, stored copy included (its changelog is replayed from the
+    /// start).
+    fn wipe(&self, partition: i32) -> Result<(), StoreError>;
+    /// Applies changelog records of `partition` (to its stored copy too, with the last
+    /// offset); a record that does not decode is logged and skipped. Returns how many were
+    /// applied.
+    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, StoreError>;
+    /// Where the table keeps its partitions, when it says (else the app's `store`).
+    fn store_url(&self) -> Option<StoreUrl>;
+    /// Keeps the partitions in `store` from now on (the worker opened it before any
+    /// partition).
+    fn attach_store(&self, store: DurableStore);
+    /// Lets go of the durable store (the worker stopped).
+    fn detach_store(&self);
     /// `partition` is recovered: callbacks run.
     fn recovered(&self, partition: i32);
     /// Stops holding `partition`.
@@ -124,6 +137,8 @@ pub struct Tables {
     /// Recoveries of this worker, by (table, partition): the running ones and the last of
     /// each.
     progress: Mutex<std::collections::BTreeMap<(String, i32), RecoveryProgress>>,
+    /// The durable stores the tables use (each once).
+    stores: Mutex<Vec<DurableStore>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -164,7 +179,39 @@ impl Tables {
             poll: Duration::from_millis(100),
             globals,
             progress: Mutex::new(Default::default()),
+            stores: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The app's tables, some of them in the durable `stores` (already attached to them).
+    pub fn with_stores(tables: Vec<Arc<dyn TablePartitions>>, stores: Vec<DurableStore>) -> Self {
+        Tables {
+            stores: Mutex::new(stores),
+            ..Tables::new(tables)
+        }
+    }
+
+    /// Writes the durable stores' journals to disk (the worker calls it every commit interval
+    /// and when it stops): a crash of the machine then loses at most what came after.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        let stores = lock(&self.stores).clone();
+        for store in &stores {
+            store.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of the durable stores (the worker stopped): each closes once nothing holds it.
+    pub fn detach_stores(&self) {
+        for t in &self.tables {
+            t.detach_store();
+        }
+        lock(&self.stores).clear();
+    }
+
+    /// Whether any table is kept in a durable store.
+    pub fn has_stores(&self) -> bool {
+        !lock(&self.stores).is_empty()
     }
 
     /// Starts the tails of the global tables: each reads every partition of its changelog,
@@ -239,7 +286,13 @@ impl Tables {
                     *count += 1;
                     continue;
                 }
-                table.open(partition);
+                table
+                    .open(partition)
+                    .map_err(|source| RuntimeError::Store {
+                        table: table.name().to_owned(),
+                        partition,
+                        source: Box::new(source),
+                    })?;
                 let started = Instant::now();
                 let key = (table.name().to_owned(), partition);
                 let report = |p: &RecoveryProgress| {
@@ -309,8 +362,15 @@ async fn tail_global(
         .map(|p| TopicPartition::new(spec.name.as_str(), p))
         .collect();
     for tp in &tps {
-        table.open(tp.partition);
-        if let Err(e) = fetcher.assign(tp.clone(), FetchPosition::Earliest) {
+        if let Err(e) = table.open(tp.partition) {
+            tracing::error!(table = table.name(), error = %e, "cannot open the global table's store");
+            return;
+        }
+        let start = match table.applied(tp.partition) {
+            Some(offset) => FetchPosition::Offset(offset + 1),
+            None => FetchPosition::Earliest,
+        };
+        if let Err(e) = fetcher.assign(tp.clone(), start) {
             tracing::error!(table = table.name(), error = %e, "cannot read the global table's changelog");
             return;
         }
@@ -352,8 +412,9 @@ async fn tail_global(
         if lock(&global.active).contains(&batch.partition) {
             // This worker's own writes, applied when they were made.
             table.mark_applied(batch.partition, last);
-        } else {
-            table.apply(batch.partition, &records);
+        } else if let Err(e) = table.apply(batch.partition, &records) {
+            tracing::error!(table = table.name(), error = %e, "the global table's store failed; the tail stops");
+            return;
         }
     }
 }
@@ -380,9 +441,13 @@ pub async fn recover(
     };
     let topic = table.changelog().name;
     let tp = TopicPartition::new(topic.as_str(), partition);
+    // Out of range is not a reason to jump (Kafka answers so for an offset past the end):
+    // the data no longer matches the changelog, and is wiped and replayed.
     let fetcher = Fetcher::new(
         client.cluster().clone(),
-        FetcherConfig::default().with_max_wait(poll),
+        FetcherConfig::default()
+            .with_max_wait(poll)
+            .with_auto_offset_reset(OffsetReset::None),
     )?;
     let start = match table.applied(partition) {
         Some(offset) => FetchPosition::Offset(offset + 1),
@@ -393,6 +458,11 @@ pub async fn recover(
         table: table.name().to_owned(),
         partition,
         source,
+    };
+    let store_failed = |source: StoreError| RuntimeError::Store {
+        table: table.name().to_owned(),
+        partition,
+        source: Box::new(source),
     };
     let reader = fetcher.reader(&tp).ok_or(failed(FetchError::Closed))?;
     let mut recovery = Recovery::default();
@@ -428,7 +498,7 @@ pub async fn recover(
                     high_watermark = high,
                     "the table's data is ahead of its changelog (recreated?): wiped and replayed"
                 );
-                table.wipe(partition);
+                table.wipe(partition).map_err(store_failed)?;
                 wiped = true;
                 fetcher.seek(&tp, FetchPosition::Earliest)?;
                 continue;
@@ -441,6 +511,20 @@ pub async fn recover(
         let batch = match next {
             Err(_elapsed) => continue,
             Ok(None) => return Err(failed(FetchError::Closed)),
+            Ok(Some(Err(FetchError::OffsetOutOfRange { offset, .. }))) if !wiped => {
+                // Past the end (the changelog was recreated) or before its start (retention
+                // removed records the data lacks): what the data holds cannot be trusted.
+                tracing::warn!(
+                    table = table.name(),
+                    partition,
+                    offset,
+                    "the table's data does not match its changelog (recreated or trimmed?): wiped and replayed"
+                );
+                table.wipe(partition).map_err(store_failed)?;
+                wiped = true;
+                fetcher.seek(&tp, FetchPosition::Earliest)?;
+                continue;
+            }
             Ok(Some(Err(e))) => return Err(failed(e)),
             Ok(Some(Ok(batch))) => batch,
         };
@@ -463,7 +547,7 @@ pub async fn recover(
                 "changelog batch does not decode; skipped"
             ),
         }
-        table.apply(partition, &records);
+        table.apply(partition, &records).map_err(store_failed)?;
         recovery.records += records.len() as u64;
     }
     fetcher.close();

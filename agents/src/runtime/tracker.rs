@@ -6,6 +6,11 @@
 //! takes the source event (which is then done), or, without one, the hold is kept (the event
 //! is read again after a restart) and the error is reported to the worker, which stops.
 //!
+//! A write may carry a step to run once the broker has the record ([`AfterAck`]: a table's
+//! durable store applies the change with its changelog offset), in the order the records were
+//! queued and before the holds are released; if the step fails, the holds are kept and the
+//! worker stops, as for a write that failed.
+//!
 //! At most [`MAX_PENDING_WRITES`] records are followed at once: past it, writers wait for
 //! room ([`WriteTracker::has_room`], [`WriteTracker::room`]), so an agent that writes faster
 //! than acknowledgements are followed is slowed down instead of growing the backlog.
@@ -13,11 +18,11 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use mephisto_engine::producer::Delivery;
+use mephisto_engine::producer::{Delivery, RecordMetadata};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::core::ack::Hold;
-use crate::core::error::{AgentError, WriteError};
+use crate::core::error::{AgentError, BoxError, WriteError};
 use crate::core::event::{Coordinate, EventId, Message};
 use crate::core::sink::{FailureHook, WriteFor};
 use crate::core::stream::CurrentEvent;
@@ -65,6 +70,10 @@ impl Holds {
     }
 }
 
+/// A step run once the broker has a record (with where it was written), before the holds on
+/// its source events are released.
+pub type AfterAck = Box<dyn FnOnce(&RecordMetadata) -> Result<(), BoxError> + Send>;
+
 /// A queued record followed to its acknowledgement.
 struct Pending {
     delivery: Delivery,
@@ -73,6 +82,7 @@ struct Pending {
     source: Source,
     agent: Arc<str>,
     failure: Option<FailureHook>,
+    then: Option<AfterAck>,
 }
 
 /// The source event's record, kept only when a dead-letter hook will take it on failure
@@ -166,7 +176,20 @@ impl WriteTracker {
 
     /// Follows `delivery`, holding the acks of `event` until it is acknowledged.
     pub fn track(&self, delivery: Delivery, topic: &Arc<str>, event: WriteFor<'_>) {
+        self.track_then(delivery, topic, event, None);
+    }
+
+    /// Follows `delivery` as [`track`](Self::track) does, running `then` once the broker has
+    /// the record and before the holds are released.
+    pub fn track_then(
+        &self,
+        delivery: Delivery,
+        topic: &Arc<str>,
+        event: WriteFor<'_>,
+        then: Option<AfterAck>,
+    ) {
         let pending = Pending {
+            then,
             delivery,
             holds: Holds::of(&event),
             topic: Arc::clone(topic),
@@ -209,14 +232,7 @@ impl WriteTracker {
     /// the worker stops with it.
     pub fn report(&self, error: AgentError) {
         tracing::error!(%error, "write failed and the agent has no dead-letter topic; the worker stops");
-        self.fatal.send_if_modified(|f| {
-            if f.is_none() {
-                *f = Some(error);
-                true
-            } else {
-                false
-            }
-        });
+        report_fatal(&self.fatal, error);
     }
 }
 
@@ -249,8 +265,28 @@ async fn settle(p: Pending, fatal: &watch::Sender<Option<AgentError>>) {
             source,
             agent,
             failure,
+            then,
         } = p;
-        if let Err(e) = delivery.await {
+        let delivered = delivery.await;
+        if let (Ok(meta), Some(then)) = (&delivered, then) {
+            if let Err(e) = then(meta) {
+                let error = AgentError::WriteFailed {
+                    agent: agent.to_string(),
+                    at: source.id().or_else(|| holds.at()),
+                    target: topic.to_string(),
+                    source: Box::new(WriteError::AfterAck {
+                        topic: topic.to_string(),
+                        source: Arc::from(e),
+                    }),
+                };
+                tracing::error!(%agent, %error,
+                    "a written record's follow-up failed; the event stays unacked and the worker stops");
+                holds.keep();
+                report_fatal(fatal, error);
+                return;
+            }
+        }
+        if let Err(e) = delivered {
             let error = AgentError::WriteFailed {
                 agent: agent.to_string(),
                 at: source.id().or_else(|| holds.at()),
@@ -271,20 +307,25 @@ async fn settle(p: Pending, fatal: &watch::Sender<Option<AgentError>>) {
                     tracing::error!(%agent, %error,
                         "write failed and the agent has no dead-letter topic; the event stays unacked and the worker stops");
                     holds.keep();
-                    fatal.send_if_modified(|f| {
-                        if f.is_none() {
-                            *f = Some(error);
-                            true
-                        } else {
-                            false
-                        }
-                    });
+                    report_fatal(fatal, error);
                 }
             }
         } else {
             drop(holds);
         }
     }
+}
+
+/// Records the first fatal error (the worker stops with it).
+fn report_fatal(fatal: &watch::Sender<Option<AgentError>>, error: AgentError) {
+    fatal.send_if_modified(|f| {
+        if f.is_none() {
+            *f = Some(error);
+            true
+        } else {
+            false
+        }
+    });
 }
 
 #[cfg(test)]

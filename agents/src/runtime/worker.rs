@@ -257,6 +257,12 @@ impl Worker {
                 settings.table_cleanup_interval,
             )));
         }
+        if tables.has_stores() {
+            background.push(tokio::spawn(persist_tables(
+                Arc::clone(&tables),
+                settings.broker_commit_interval,
+            )));
+        }
         tracing::info!(app = %app_id, broker = %client.url(), agents = running.len(), "worker ready");
         let fatal = client.writes().fatal();
         Ok(Worker {
@@ -447,6 +453,25 @@ impl Worker {
         let _ = tokio::time::timeout_at(flush_until, self.client.producer().flush()).await;
         let _ = tokio::time::timeout_at(flush_until, self.client.writes().drained()).await;
         report.writes_abandoned = self.client.writes().pending();
+        // The durable stores took what was written: their journals go to disk.
+        if self.tables.has_stores() {
+            let tables = Arc::clone(&self.tables);
+            let persisted = tokio::task::spawn_blocking(move || tables.persist());
+            match tokio::time::timeout_at(
+                flush_until.max(tokio::time::Instant::now() + grace / 8),
+                persisted,
+            )
+            .await
+            {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::error!(error = %e, "the table stores could not be written to disk")
+                }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!("writing the table stores to disk did not finish in time")
+                }
+            }
+        }
         report.in_processing_abandoned = in_processing(&acks);
         // 4. Commit what is done and leave, in what is left.
         let mut result = Ok(());
@@ -465,6 +490,7 @@ impl Worker {
         for t in tasks {
             t.handle.abort();
         }
+        self.tables.detach_stores();
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         self.client.close(left).await;
         if report
@@ -559,6 +585,24 @@ async fn clean_tables(tables: Arc<Tables>, interval: Duration) {
         let removed = tables.cleanup();
         if removed > 0 {
             tracing::debug!(removed, "expired table windows removed");
+        }
+    }
+}
+
+/// Writes the durable table stores' journals to disk every `interval` (the commit interval):
+/// a crash of the machine loses at most what the stores took since.
+async fn persist_tables(tables: Arc<Tables>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let t = Arc::clone(&tables);
+        match tokio::task::spawn_blocking(move || t.persist()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the table stores could not be written to disk")
+            }
+            Err(e) => tracing::error!(error = %e, "writing the table stores to disk failed"),
         }
     }
 }

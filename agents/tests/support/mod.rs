@@ -8,7 +8,7 @@ pub mod app;
 pub mod tables;
 pub mod topics;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 pub use mephisto_test_support::peers::{faust_log, faust_worker, python, PeerProcess};
@@ -20,6 +20,22 @@ pub type Tansu = mephisto_test_support::Broker;
 /// The `mephisto` binary under test.
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_mephisto"))
+}
+
+/// `target/<profile>/examples/<name>`, built by `cargo test` next to this test binary.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "example {name} not built at {}",
+        path.display()
+    );
+    path
 }
 
 /// The broker for a test: `MEPHISTO_BROKER`, else a private `mephisto dev-broker` with

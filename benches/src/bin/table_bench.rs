@@ -17,6 +17,18 @@
 //!   from "Restoring state from changelog topics" to "Done reading from changelog topics"
 //!   (the script checks that every key was loaded).
 //!
+//! Mephisto restores the same changelog twice more with the durable store (`fjall://` in a
+//! fresh directory): into an empty store (every record written to fjall with its offset, in
+//! one batch per fetched batch), then, after the worker stopped, a restart on that store (the
+//! partitions are loaded from fjall and nothing is read from the changelog: the time is the
+//! load).
+//!
+//! In-agent rates: an agent reading `--events` events (keys from 10,000 words, 8
+//! partitions) does `table.update(word, |n| *n += 1)` for each (the change goes to the
+//! changelog, the event is committed once the broker has it), then another agent does
+//! `table.get(word)` for each: events per second from the first event to the last, with the
+//! memory store and with the durable store.
+//!
 //! The RSS of the bench process before and after Mephisto's restore gives what the table
 //! takes; the live heap of a million-entry `String -> i64` partition (16-byte keys, 8-byte
 //! values), counted by `mephisto_test_support::heap_stats`, the memory store's cost per
@@ -24,15 +36,20 @@
 //!
 //! ```text
 //! cargo run --release -p mephisto-benches --bin table_bench -- \
-//!     [--records 1000000] [--faust-records 200000] [--partitions 8] [--skip-faust] [--tansu]
+//!     [--records 1000000] [--faust-records 200000] [--partitions 8] [--events 500000]
+//!     [--skip-faust] [--tansu]
 //! ```
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use mephisto::state::store::StoreUrl;
 use mephisto::App;
 use mephisto_benches::proc_stats;
 use mephisto_benches::tansu::{BoxError, Tansu};
@@ -67,6 +84,7 @@ struct Options {
     partitions: i32,
     skip_faust: bool,
     tansu: bool,
+    events: u64,
 }
 
 fn options() -> Result<Options, BoxError> {
@@ -76,6 +94,7 @@ fn options() -> Result<Options, BoxError> {
         partitions: 8,
         skip_faust: false,
         tansu: false,
+        events: 500_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -88,6 +107,7 @@ fn options() -> Result<Options, BoxError> {
                     "--records" => o.records = v.parse()?,
                     "--faust-records" => o.faust_records = v.parse()?,
                     "--partitions" => o.partitions = v.parse()?,
+                    "--events" => o.events = v.parse()?,
                     other => return Err(format!("unknown option {other}").into()),
                 }
             }
@@ -147,13 +167,21 @@ async fn fill(url: &str, topic: &str, partitions: i32, records: u64) -> Result<(
     Ok(())
 }
 
-/// Mephisto's restore: seconds and peak RSS growth (MiB).
-async fn mephisto(url: &str, id: &str, o: &Options) -> Result<(f64, f64), BoxError> {
+/// Mephisto's restore (into `store`): seconds, peak RSS growth (MiB) and records read.
+async fn mephisto(
+    url: &str,
+    id: &str,
+    o: &Options,
+    store: Option<&Path>,
+) -> Result<(f64, f64, u64), BoxError> {
     let app = App::new(id).broker(url);
     app.configure(|s| {
         s.topic_partitions = o.partitions;
         s.broker_session_timeout = Duration::from_secs(6);
         s.broker_heartbeat_interval = Duration::from_secs(1);
+        if let Some(dir) = store {
+            s.store = StoreUrl::Fjall(Some(dir.to_owned()));
+        }
     });
     let empty = app.topic::<String, String>(format!("{id}-empty"));
     let counts = app.table::<String, String>("counts");
@@ -165,16 +193,23 @@ async fn mephisto(url: &str, id: &str, o: &Options) -> Result<(f64, f64), BoxErr
             Ok(())
         });
     let rss_before = proc_stats::rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
+    let started = Instant::now();
     let worker = app.start_worker().await?;
     let deadline = Instant::now() + Duration::from_secs(600);
-    let secs = loop {
+    let (secs, read) = loop {
         let r = worker.recovery();
         if r.len() == o.partitions as usize && r.iter().all(|p| p.done) {
             let total: u64 = r.iter().map(|p| p.records).sum();
-            if total != o.records {
+            if store.is_none() && total != o.records {
                 return Err(format!("recovered {total} records, expected {}", o.records).into());
             }
-            break r.iter().map(|p| p.elapsed_ms).max().unwrap_or(0) as f64 / 1000.0;
+            // A recovery's time starts once its partition is open: with a durable store, the
+            // load came first, so the time is counted from the worker's start.
+            let secs = match store {
+                None => r.iter().map(|p| p.elapsed_ms).max().unwrap_or(0) as f64 / 1000.0,
+                Some(_) => started.elapsed().as_secs_f64(),
+            };
+            break (secs, total);
         }
         if Instant::now() > deadline {
             return Err("Mephisto's recovery did not finish within 600 s".into());
@@ -187,7 +222,131 @@ async fn mephisto(url: &str, id: &str, o: &Options) -> Result<(f64, f64), BoxErr
     }
     worker.stop().await?;
     app.close().await;
-    Ok((secs, rss_after - rss_before))
+    Ok((secs, rss_after - rss_before, read))
+}
+
+/// Events per second of an agent doing one table update per event, then of one doing one
+/// read per event (`store`: the durable store's directory).
+async fn in_agent(
+    url: &str,
+    id: &str,
+    o: &Options,
+    store: Option<&Path>,
+) -> Result<(f64, f64), BoxError> {
+    let app = App::new(id).broker(url);
+    app.configure(|s| {
+        s.topic_partitions = o.partitions;
+        s.broker_session_timeout = Duration::from_secs(6);
+        s.broker_heartbeat_interval = Duration::from_secs(1);
+        if let Some(dir) = store {
+            s.store = StoreUrl::Fjall(Some(dir.to_owned()));
+        }
+    });
+    let updates = app.topic::<String, String>(format!("{id}-updates"));
+    let reads = app.topic::<String, String>(format!("{id}-reads"));
+    let counts = app.table::<String, i64>("words").default_value(|| 0);
+    let done = Arc::new(AtomicU64::new(0));
+    // When each phase's first event was processed.
+    let firsts: Arc<[OnceLock<Instant>; 2]> = Arc::new([OnceLock::new(), OnceLock::new()]);
+    let (table, n, first) = (counts.clone(), Arc::clone(&done), Arc::clone(&firsts));
+    let _update = app
+        .agent::<String, String>("update")
+        .topic(&updates)
+        .processing(move |mut s| {
+            let (table, n, first) = (table.clone(), Arc::clone(&n), Arc::clone(&first));
+            async move {
+                while let Some(word) = s.next().await {
+                    first[0].get_or_init(Instant::now);
+                    table.update(word, |c| *c += 1).await?;
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+        });
+    let (table, n, first) = (counts.clone(), Arc::clone(&done), Arc::clone(&firsts));
+    let found = Arc::new(AtomicU64::new(0));
+    let f = Arc::clone(&found);
+    // The reads start once the updates are done (their events wait in the agent's queue).
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let _read = app
+        .agent::<String, String>("read")
+        .topic(&reads)
+        .processing(move |mut s| {
+            let (table, n, f) = (table.clone(), Arc::clone(&n), Arc::clone(&f));
+            let first = Arc::clone(&first);
+            let mut gate = gate.clone();
+            async move {
+                let _ = gate.wait_for(|o| *o).await;
+                while let Some(word) = s.next().await {
+                    first[1].get_or_init(Instant::now);
+                    if table.get(&word).is_some_and(|c| c > 0) {
+                        f.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            }
+        });
+    let word = |i: u64| format!("word-{:05}", (i * 7919) % 10_000);
+    for topic in [&updates, &reads] {
+        fill_words(url, topic.name(), o.partitions, o.events, &word).await?;
+    }
+    let worker = app.start_worker().await?;
+    let mut rates = Vec::new();
+    for (phase, want) in [o.events, 2 * o.events].into_iter().enumerate() {
+        if phase == 1 {
+            open.send_replace(true);
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while done.load(Ordering::Relaxed) < want {
+            if Instant::now() > deadline {
+                return Err("the agent did not finish within 600 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let t0 = firsts[phase].get().copied().unwrap_or_else(Instant::now);
+        rates.push(o.events as f64 / t0.elapsed().as_secs_f64());
+    }
+    if found.load(Ordering::Relaxed) != o.events {
+        return Err("a read missed an updated word".into());
+    }
+    worker.stop().await?;
+    app.close().await;
+    Ok((rates[0], rates[1]))
+}
+
+/// Writes `events` records to `topic`, key and value `word(i)`, as JSON strings.
+async fn fill_words(
+    url: &str,
+    topic: &str,
+    partitions: i32,
+    events: u64,
+    word: &dyn Fn(u64) -> String,
+) -> Result<(), BoxError> {
+    let c = cluster(url).await?;
+    let _ = Admin::new(c.clone())
+        .create_topic(NewTopic::new(topic, partitions, 1))
+        .await;
+    let producer = Producer::new(c, ProducerConfig::default())?;
+    let topic: Arc<str> = Arc::from(topic);
+    let mut pending: Vec<Delivery> = Vec::new();
+    for i in 0..events {
+        let w = Bytes::from(serde_json::to_vec(&word(i))?);
+        let mut r = ProducerRecord::for_topic(Arc::clone(&topic));
+        r.key = Some(w.clone());
+        r.value = Some(w);
+        pending.push(producer.enqueue(r).await?);
+        if pending.len() >= 50_000 {
+            for d in pending.drain(..) {
+                d.await?;
+            }
+        }
+    }
+    for d in pending {
+        d.await?;
+    }
+    producer.close().await;
+    Ok(())
 }
 
 /// Faust's restore in seconds.
@@ -294,14 +453,42 @@ fn main() -> Result<(), BoxError> {
         o.records,
         started.elapsed().as_secs_f64()
     );
-    let (secs, rss) = rt.block_on(mephisto(&url, &ours, &o))?;
+    let (secs, rss, _) = rt.block_on(mephisto(&url, &ours, &o, None))?;
     let rate = o.records as f64 / secs;
+    let store = mephisto_test_support::ScratchDir::new("table-bench-store");
+    let (dsecs, drss, dread) = rt.block_on(mephisto(&url, &ours, &o, Some(store.path())))?;
+    if dread != o.records {
+        return Err(format!(
+            "durable restore read {dread} records, expected {}",
+            o.records
+        )
+        .into());
+    }
+    let (rsecs, rrss, rread) = rt.block_on(mephisto(&url, &ours, &o, Some(store.path())))?;
+    if rread != 0 {
+        return Err(format!("the restart on the store read {rread} changelog records").into());
+    }
+    let disk = dir_size(store.path()) as f64 / (1024.0 * 1024.0);
     println!("| client | records | restore s | records/s | memory MiB (per M entries) |");
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| Mephisto (memory) | {} | {secs:.3} | {rate:.0} | {rss:.1} ({:.1}) |",
         o.records,
         rss * 1e6 / o.records as f64
+    );
+    println!(
+        "| Mephisto (fjall://, empty store) | {} | {dsecs:.3} | {:.0} | {drss:.1} |",
+        o.records,
+        o.records as f64 / dsecs
+    );
+    println!(
+        "| Mephisto (fjall://, restart: load, 0 records read) | {} | {rsecs:.3} | {:.0} | {rrss:.1} |",
+        o.records,
+        o.records as f64 / rsecs
+    );
+    println!(
+        "\nfjall store on disk: {disk:.1} MiB for {} records",
+        o.records
     );
     if !o.skip_faust {
         rt.block_on(fill(
@@ -323,7 +510,42 @@ fn main() -> Result<(), BoxError> {
             "| Faust (memory://) | {} | {fs:.3} | {frate:.0} | |",
             o.faust_records
         );
-        println!("\nMephisto / Faust restore rate: {:.1}×", rate / frate);
+        println!(
+            "\nMephisto / Faust restore rate: memory {:.1}×, fjall {:.1}×",
+            rate / frate,
+            o.records as f64 / dsecs / frate
+        );
+    }
+    if o.events > 0 {
+        let (mu, mr) = rt.block_on(in_agent(&url, &format!("{ours}-agent"), &o, None))?;
+        let store = mephisto_test_support::ScratchDir::new("table-bench-agent");
+        let (du, dr) = rt.block_on(in_agent(
+            &url,
+            &format!("{ours}-agent-fjall"),
+            &o,
+            Some(store.path()),
+        ))?;
+        println!(
+            "\n| in an agent ({} events) | updates/s | reads/s |",
+            o.events
+        );
+        println!("|---|---:|---:|");
+        println!("| memory store | {mu:.0} | {mr:.0} |");
+        println!("| fjall store | {du:.0} | {dr:.0} |");
     }
     Ok(())
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }

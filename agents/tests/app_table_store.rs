@@ -1,0 +1,208 @@
+//! Tables in the durable store (`fjall://`) against a real broker (tansu, or the development
+//! broker with `MEPHISTO_TEST_BROKER=dev`): a worker restarted on the same data directory
+//! loads its partitions from the store and reads nothing of the changelog it already has; a
+//! stored offset beyond the changelog's end (the changelog was recreated) wipes the stored
+//! partition and replays the changelog; a set table keeps whole sets.
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mephisto::state::durable::DurableStore;
+use mephisto::state::store::StoreUrl;
+use mephisto::{App, SetTable, Table};
+use mephisto_test_support::ScratchDir;
+use support::tables::{send_words, Counting};
+use support::{tansu, unique};
+
+const PARTITIONS: i32 = 3;
+
+fn counting_in(url: &str, id: &str, topic: &str, dir: &Path) -> Counting {
+    let c = support::tables::counting(url, id, topic, PARTITIONS);
+    let store = StoreUrl::Fjall(Some(dir.to_owned()));
+    c.app.configure(|s| s.store = store);
+    c
+}
+
+fn table_of(t: &Table<String, i64>) -> BTreeMap<String, i64> {
+    t.items().into_iter().collect()
+}
+
+fn expected(list: &[&str]) -> BTreeMap<String, i64> {
+    let mut m = BTreeMap::new();
+    for w in list {
+        *m.entry((*w).to_owned()).or_insert(0) += 1;
+    }
+    m
+}
+
+const FIRST: [&str; 12] = [
+    "the", "quick", "brown", "fox", "the", "lazy", "dog", "the", "fox", "and", "a", "dog",
+];
+const SECOND: [&str; 6] = ["the", "fox", "again", "and", "again", "the"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_the_same_store_reads_none_of_the_changelog_it_has() {
+    let broker = tansu();
+    let dir = ScratchDir::new("mephisto-store");
+    let id = unique("store-restart");
+    let topic = unique("words");
+    let first = counting_in(&broker.url, &id, &topic, dir.path());
+    let worker = first.app.start_worker().await.expect("worker");
+    send_words(&first.words, &FIRST).await;
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(table_of(&first.counts), expected(&FIRST));
+    worker.stop().await.expect("stop");
+    first.app.close().await;
+    drop(first); // Its table holds the store (one process at a time: fjall locks it).
+
+    // The store holds every change the broker acknowledged, with its changelog offset.
+    let store = DurableStore::open(dir.path()).expect("store");
+    let mut stored = 0usize;
+    let mut applied = 0i64;
+    for p in 0..PARTITIONS {
+        let part = store.partition("counts", p).expect("partition");
+        part.for_each(|_, _| stored += 1).expect("read");
+        applied += part.applied().expect("offset").map_or(0, |o| o + 1);
+    }
+    assert_eq!(stored, expected(&FIRST).len(), "one key per word");
+    assert_eq!(applied, FIRST.len() as i64, "every change's offset");
+    drop(store);
+
+    let second = counting_in(&broker.url, &id, &topic, dir.path());
+    let worker = second.app.start_worker().await.expect("worker");
+    send_words(&second.words, &SECOND).await;
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let mut all = FIRST.to_vec();
+    all.extend(SECOND);
+    assert_eq!(
+        table_of(&second.counts),
+        expected(&all),
+        "loaded, counted on"
+    );
+    let recovery = worker.recovery();
+    assert_eq!(recovery.len(), PARTITIONS as usize, "{recovery:?}");
+    assert!(recovery.iter().all(|r| r.done), "{recovery:?}");
+    let read: u64 = recovery.iter().map(|r| r.records).sum();
+    assert_eq!(read, 0, "nothing replayed: {recovery:?}");
+    worker.stop().await.expect("stop");
+    second.app.close().await;
+    drop(second);
+
+    // A memory store replays the whole changelog (what the durable store saves).
+    let third = support::tables::counting(&broker.url, &id, &topic, PARTITIONS);
+    let worker = third.app.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(table_of(&third.counts), expected(&all));
+    let read: u64 = worker.recovery().iter().map(|r| r.records).sum();
+    assert_eq!(read, all.len() as u64);
+    worker.stop().await.expect("stop");
+    third.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_offset_beyond_the_changelog_wipes_the_partition_and_replays_it() {
+    let broker = tansu();
+    let dir = ScratchDir::new("mephisto-store");
+    let id = unique("store-ahead");
+    let topic = unique("words");
+    // A store left by an earlier changelog of the same name (since deleted and recreated):
+    // a key the changelog never had, at an offset it does not reach.
+    {
+        let store = DurableStore::open(dir.path()).expect("store");
+        for p in 0..PARTITIONS {
+            store
+                .partition("counts", p)
+                .expect("partition")
+                .write([(&br#""ghost""#[..], Some(&b"41"[..]))], 1_000)
+                .expect("write");
+        }
+    }
+    let app = counting_in(&broker.url, &id, &topic, dir.path());
+    let worker = app.app.start_worker().await.expect("worker");
+    send_words(&app.words, &FIRST).await;
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(table_of(&app.counts), expected(&FIRST), "no ghost");
+    worker.stop().await.expect("stop");
+    app.app.close().await;
+    drop(app);
+    let store = DurableStore::open(dir.path()).expect("store");
+    for p in 0..PARTITIONS {
+        let part = store.partition("counts", p).expect("partition");
+        assert_eq!(part.get(br#""ghost""#).expect("read"), None, "wiped");
+        assert!(part.applied().expect("offset").is_none_or(|o| o < 1_000));
+    }
+}
+
+/// The set-table app of `app_tables.rs`, in a durable store.
+fn set_app(url: &str, id: &str, topic: &str, dir: &Path) -> (App, SetTable<String, String>) {
+    let app = support::app::test_app(url, id, PARTITIONS);
+    let ops = app.topic::<String, String>(topic);
+    let members = app
+        .set_table::<String, String>("members")
+        .store(StoreUrl::Fjall(Some(dir.to_owned())));
+    let table = members.clone();
+    let _agent = app
+        .agent::<String, String>("members")
+        .topic(&ops)
+        .processing(move |mut ops| {
+            let table = table.clone();
+            async move {
+                while let Some(op) = ops.next().await {
+                    let (sign, m) = op.split_at(1);
+                    let key = "k".to_owned();
+                    match sign {
+                        "+" => table.add(key, m.to_owned()).await?,
+                        "-" => table.discard(key, m.to_owned()).await?,
+                        _ => {
+                            let others: Vec<String> =
+                                table.get(&key).into_iter().filter(|x| x != m).collect();
+                            table.update(key, vec![m.to_owned()], others).await?
+                        }
+                    }
+                }
+                Ok(())
+            }
+        });
+    (app, members)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_table_keeps_whole_sets_in_the_store() {
+    let broker = tansu();
+    let dir = ScratchDir::new("mephisto-store");
+    let id = unique("store-set");
+    let topic = unique("ops");
+    let (app, members) = set_app(&broker.url, &id, &topic, dir.path());
+    let worker = app.start_worker().await.expect("worker");
+    let ops = app.topic::<String, String>(&topic);
+    for op in ["+a", "+b", "-a", "+d", "=c", "+e"] {
+        ops.send(Some("k".into()), op.to_owned())
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let want: HashSet<String> = ["c".to_owned(), "e".to_owned()].into();
+    assert_eq!(members.get(&"k".to_owned()), want);
+    worker.stop().await.expect("stop");
+    app.close().await;
+    drop((app, members, ops));
+
+    let (again, recovered) = set_app(&broker.url, &id, &topic, dir.path());
+    let worker = again.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(
+        recovered.get(&"k".to_owned()),
+        want,
+        "loaded from the store"
+    );
+    let read: u64 = worker.recovery().iter().map(|r| r.records).sum();
+    assert_eq!(read, 0, "nothing replayed");
+    worker.stop().await.expect("stop");
+    again.close().await;
+}
