@@ -10,12 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use mephisto::state::durable::DurableStore;
 use mephisto::state::store::StoreUrl;
-use mephisto::{App, SetTable, Table};
+use mephisto::{App, SetTable};
 use mephisto_test_support::ScratchDir;
-use support::tables::{send_words, Counting};
+use support::tables::{expected, fill_changelog, send_words, table_of, Counting, FIRST, SECOND};
 use support::{tansu, unique};
 
 const PARTITIONS: i32 = 3;
@@ -26,23 +25,6 @@ fn counting_in(url: &str, id: &str, topic: &str, dir: &Path) -> Counting {
     c.app.configure(|s| s.store = store);
     c
 }
-
-fn table_of(t: &Table<String, i64>) -> BTreeMap<String, i64> {
-    t.items().into_iter().collect()
-}
-
-fn expected(list: &[&str]) -> BTreeMap<String, i64> {
-    let mut m = BTreeMap::new();
-    for w in list {
-        *m.entry((*w).to_owned()).or_insert(0) += 1;
-    }
-    m
-}
-
-const FIRST: [&str; 12] = [
-    "the", "quick", "brown", "fox", "the", "lazy", "dog", "the", "fox", "and", "a", "dog",
-];
-const SECOND: [&str; 6] = ["the", "fox", "again", "and", "again", "the"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_store_reads_none_of_the_changelog_it_has() {
@@ -137,37 +119,54 @@ async fn a_stored_offset_beyond_the_changelog_wipes_the_partition_and_replays_it
     }
 }
 
-/// The set-table app of `app_tables.rs`, in a durable store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_offset_before_the_log_start_wipes_the_partition_and_replays_it() {
+    // The development broker: it applies retention.bytes as it appends.
+    let broker = support::dev_broker();
+    let dir = ScratchDir::new("mephisto-store");
+    let id = unique("store-behind");
+    let topic = unique("words");
+    let changelog = format!("{id}-counts-changelog");
+    let configs = [("cleanup.policy", "delete"), ("retention.bytes", "8192")];
+    fill_changelog(&broker.url, &changelog, PARTITIONS, 3_000, 300, &configs).await;
+    let starts = support::topics::log_starts(&broker.url, &changelog, PARTITIONS).await;
+    assert!(starts.iter().all(|s| *s > 3), "log starts {starts:?}");
+    // A store that stopped at offset 2: what came after it is gone from the changelog, so
+    // the stored copy cannot be completed.
+    {
+        let store = DurableStore::open(dir.path()).expect("store");
+        for p in 0..PARTITIONS {
+            store
+                .partition("counts", p)
+                .expect("partition")
+                .write([(&br#""ghost""#[..], Some(&b"41"[..]))], 2)
+                .expect("write");
+        }
+    }
+    let (left, _) = support::topics::latest_values(&broker.url, &changelog, PARTITIONS).await;
+    let want: BTreeMap<String, i64> = left
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                serde_json::from_slice(&k).expect("json key"),
+                serde_json::from_slice(&v).expect("json value"),
+            )
+        })
+        .collect();
+    let app = counting_in(&broker.url, &id, &topic, dir.path());
+    let worker = app.app.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    assert_eq!(
+        table_of(&app.counts),
+        want,
+        "wiped and replayed from the log start"
+    );
+    worker.stop().await.expect("stop");
+    app.app.close().await;
+}
+
 fn set_app(url: &str, id: &str, topic: &str, dir: &Path) -> (App, SetTable<String, String>) {
-    let app = support::app::test_app(url, id, PARTITIONS);
-    let ops = app.topic::<String, String>(topic);
-    let members = app
-        .set_table::<String, String>("members")
-        .store(StoreUrl::Fjall(Some(dir.to_owned())));
-    let table = members.clone();
-    let _agent = app
-        .agent::<String, String>("members")
-        .topic(&ops)
-        .processing(move |mut ops| {
-            let table = table.clone();
-            async move {
-                while let Some(op) = ops.next().await {
-                    let (sign, m) = op.split_at(1);
-                    let key = "k".to_owned();
-                    match sign {
-                        "+" => table.add(key, m.to_owned()).await?,
-                        "-" => table.discard(key, m.to_owned()).await?,
-                        _ => {
-                            let others: Vec<String> =
-                                table.get(&key).into_iter().filter(|x| x != m).collect();
-                            table.update(key, vec![m.to_owned()], others).await?
-                        }
-                    }
-                }
-                Ok(())
-            }
-        });
-    (app, members)
+    support::tables::set_app(url, id, topic, PARTITIONS, Some(dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

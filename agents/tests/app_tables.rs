@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use mephisto::{App, Table, TableError};
-use support::tables::{send_words, Counting};
+use support::tables::{expected, fill_changelog, send_words, table_of, Counting, FIRST, SECOND};
 use support::topics::read_all;
 use support::{tansu, unique};
 
@@ -21,23 +21,6 @@ const PARTITIONS: i32 = 3;
 fn counting(url: &str, id: &str, topic: &str) -> Counting {
     support::tables::counting(url, id, topic, PARTITIONS)
 }
-
-fn table_of(t: &Table<String, i64>) -> BTreeMap<String, i64> {
-    t.items().into_iter().collect()
-}
-
-fn expected(list: &[&str]) -> BTreeMap<String, i64> {
-    let mut m = BTreeMap::new();
-    for w in list {
-        *m.entry((*w).to_owned()).or_insert(0) += 1;
-    }
-    m
-}
-
-const FIRST: [&str; 12] = [
-    "the", "quick", "brown", "fox", "the", "lazy", "dog", "the", "fox", "and", "a", "dog",
-];
-const SECOND: [&str; 6] = ["the", "fox", "again", "and", "again", "the"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_worker_recovers_the_counts_from_the_changelog() {
@@ -366,36 +349,8 @@ async fn every_worker_holds_every_key_of_a_global_table() {
     b.close().await;
 }
 
-/// An app whose agent applies "+m", "-m", "=m" (add m, remove everything else) to the set
-/// of key `k` in the set table `members`.
 fn set_app(url: &str, id: &str, topic: &str) -> (App, mephisto::SetTable<String, String>) {
-    let app = support::app::test_app(url, id, PARTITIONS);
-    let ops = app.topic::<String, String>(topic);
-    let members = app.set_table::<String, String>("members");
-    let table = members.clone();
-    let _agent = app
-        .agent::<String, String>("members")
-        .topic(&ops)
-        .processing(move |mut ops| {
-            let table = table.clone();
-            async move {
-                while let Some(op) = ops.next().await {
-                    let (sign, m) = op.split_at(1);
-                    let key = "k".to_owned();
-                    match sign {
-                        "+" => table.add(key, m.to_owned()).await?,
-                        "-" => table.discard(key, m.to_owned()).await?,
-                        _ => {
-                            let others: Vec<String> =
-                                table.get(&key).into_iter().filter(|x| x != m).collect();
-                            table.update(key, vec![m.to_owned()], others).await?
-                        }
-                    }
-                }
-                Ok(())
-            }
-        });
-    (app, members)
+    support::tables::set_app(url, id, topic, PARTITIONS, None)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,4 +449,253 @@ async fn a_source_topic_with_other_partitions_than_the_changelog_is_a_typed_erro
     assert!(counts.is_empty(), "nothing written");
     worker.stop().await.expect("stop");
     app.close().await;
+}
+
+/// A counting app (and its id and topic) whose changelog holds `per_partition` records
+/// `p<p>-<j>` in each partition before it starts.
+async fn filled(url: &str, name: &str, per_partition: u64) -> (Counting, String, String) {
+    let (id, topic) = (unique(name), unique("words"));
+    let changelog = format!("{id}-counts-changelog");
+    fill_changelog(url, &changelog, PARTITIONS, per_partition, u64::MAX, &[]).await;
+    (counting(url, &id, &topic), id, topic)
+}
+
+/// Slows `table`'s recovery down: 1 ms every 20 changelog records (about 1 s per 20,000).
+fn slow_recovery(table: &Table<String, i64>) {
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let _ = table.clone().on_changelog_event(move |_, _| {
+        if n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(20)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_during_recovery_restarts_it_cleanly_with_the_new_assignment() {
+    const PER_PARTITION: u64 = 40_000;
+    // The development broker: it answers fetches within their size limits (recovery goes in
+    // many small steps, so a revocation stops it midway) and completes joins at once (tansu
+    // waits half the session timeout).
+    let broker = support::dev_broker();
+    let (a, id, topic) = filled(&broker.url, "tables-rebalance", PER_PARTITION).await;
+    slow_recovery(&a.counts);
+    let worker_a = a.app.start_worker().await.expect("worker a");
+    support::eventually("a recovering", Duration::from_secs(60), || {
+        let r = worker_a.recovery();
+        (!r.is_empty() && r.iter().any(|p| !p.done && p.records > 0)).then_some(())
+    })
+    .await;
+    // B joins while A recovers: the group rebalances in the middle of A's recoveries.
+    let b = counting(&broker.url, &id, &topic);
+    let worker_b = b.app.start_worker().await.expect("worker b");
+    let mut a_unfinished = true;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while worker_b.recovery().is_empty() {
+        a_unfinished = worker_a.recovery().iter().any(|p| !p.done);
+        assert!(std::time::Instant::now() < deadline, "B got no partition");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        a_unfinished,
+        "A had recovered everything before B got partitions (make its recovery longer)"
+    );
+    send_words(&a.words, &SECOND).await;
+    for w in [&worker_a, &worker_b] {
+        assert!(w.wait_idle(Duration::from_secs(120)).await, "idle");
+    }
+    // Each partition has one holder, and nobody keeps a partition it does not hold (the
+    // revoked recoveries' partial data is gone).
+    let (held_a, held_b) = (a.counts.held_partitions(), b.counts.held_partitions());
+    let mut all: Vec<i32> = held_a.iter().chain(&held_b).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, vec![0, 1, 2], "a {held_a:?}, b {held_b:?}");
+    assert!(
+        !held_a.is_empty() && !held_b.is_empty(),
+        "a {held_a:?}, b {held_b:?}"
+    );
+    // Every key is there exactly once: the changelog's and the words counted since.
+    let total = a.counts.len() + b.counts.len();
+    assert_eq!(
+        total,
+        (PER_PARTITION * PARTITIONS as u64) as usize + expected(&SECOND).len()
+    );
+    let mut counted = table_of(&a.counts);
+    counted.extend(table_of(&b.counts));
+    for (word, n) in expected(&SECOND) {
+        assert_eq!(counted.get(&word), Some(&n), "{word}");
+    }
+    assert_eq!(counted.get("p1-7"), Some(&7));
+    for (w, app) in [(worker_a, a.app), (worker_b, b.app)] {
+        w.stop().await.expect("stop");
+        app.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_starts_at_the_log_start_of_a_trimmed_or_compacted_changelog() {
+    // The development broker: it applies retention.bytes and compaction as it appends.
+    let broker = support::dev_broker();
+    for policy in ["delete", "compact"] {
+        let id = unique("tables-trimmed");
+        let topic = unique("words");
+        let changelog = format!("{id}-counts-changelog");
+        // 3,000 records per partition over 300 keys, 8 KiB kept: the log start moves (and,
+        // compacted, the log has gaps).
+        let configs = [("cleanup.policy", policy), ("retention.bytes", "8192")];
+        fill_changelog(&broker.url, &changelog, PARTITIONS, 3_000, 300, &configs).await;
+        let starts = support::topics::log_starts(&broker.url, &changelog, PARTITIONS).await;
+        let (left, read) =
+            support::topics::latest_values(&broker.url, &changelog, PARTITIONS).await;
+        match policy {
+            // Retention moved the log start.
+            "delete" => assert!(starts.iter().all(|s| *s > 0), "log starts {starts:?}"),
+            // Compaction left gaps: fewer records than offsets.
+            _ => assert!(read < 3 * 3_000, "compacted: {read} records left"),
+        }
+        let c = counting(&broker.url, &id, &topic);
+        let worker = c.app.start_worker().await.expect("worker");
+        assert!(
+            worker.wait_idle(Duration::from_secs(60)).await,
+            "{policy}: idle"
+        );
+        let recovery = worker.recovery();
+        assert!(recovery.iter().all(|r| r.done), "{policy}: {recovery:?}");
+        let recovered: u64 = recovery.iter().map(|r| r.records).sum();
+        assert_eq!(
+            recovered, read,
+            "{policy}: every record the changelog still has"
+        );
+        let want: BTreeMap<String, i64> = left
+            .into_iter()
+            .map(|(k, v)| {
+                let k: String = serde_json::from_slice(&k).expect("json key");
+                (k, serde_json::from_slice(&v).expect("json value"))
+            })
+            .collect();
+        assert_eq!(table_of(&c.counts), want, "{policy}");
+        worker.stop().await.expect("stop");
+        c.app.close().await;
+    }
+}
+
+/// A transactional writer of the changelog (confluent-kafka): two committed transactions of
+/// keys `t0..t29` over 3 partitions, values `100 * t + i`; every partition ends with a
+/// commit marker.
+const PEER_TRANSACTIONAL_CHANGELOG: &str = r#"
+import sys, json
+from confluent_kafka import Producer
+addr, topic, txid = sys.argv[1], sys.argv[2], sys.argv[3]
+p = Producer({"bootstrap.servers": addr, "transactional.id": txid, "linger.ms": 5})
+p.init_transactions(30)
+for t in range(2):
+    p.begin_transaction()
+    for i in range(30):
+        p.produce(topic, key=json.dumps(f"t{i}"), value=json.dumps(100 * t + i), partition=i % 3)
+    p.flush(30)
+    p.commit_transaction(30)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_ends_on_a_changelog_that_ends_with_transaction_markers() {
+    if support::is_dev_broker() {
+        eprintln!(
+            "skipped on the development broker: it refuses transactional producers \
+             (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); runs on tansu"
+        );
+        return;
+    }
+    let broker = tansu();
+    let id = unique("tables-txn");
+    let topic = unique("words");
+    let changelog = format!("{id}-counts-changelog");
+    fill_changelog(&broker.url, &changelog, PARTITIONS, 0, 1, &[]).await;
+    support::python(
+        PEER_TRANSACTIONAL_CHANGELOG,
+        &[&broker.addr, &changelog, &format!("{id}-tx")],
+    );
+    let c = counting(&broker.url, &id, &topic);
+    let worker = c.app.start_worker().await.expect("worker");
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    let recovery = worker.recovery();
+    assert!(
+        recovery.iter().all(|r| r.done && r.records_left() == 0),
+        "{recovery:?}"
+    );
+    let read: u64 = recovery.iter().map(|r| r.records).sum();
+    assert_eq!(read, 60, "every data record, no marker: {recovery:?}");
+    let want: BTreeMap<String, i64> = (0..30).map(|i| (format!("t{i}"), 100 + i)).collect();
+    assert_eq!(table_of(&c.counts), want);
+    worker.stop().await.expect("stop");
+    c.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_recovery_holds_up_neither_other_partitions_nor_heartbeats() {
+    const PER_PARTITION: u64 = 8_000;
+    let broker = tansu();
+    let (c, _, _) = filled(&broker.url, "tables-long", PER_PARTITION).await;
+    // Partition 2's recovery takes 1 ms per record (8 s, longer than the 6 s session timeout),
+    // blocking the thread it runs on, as a heavy recovery does.
+    let _ = c.counts.clone().on_changelog_event(|k: &String, _| {
+        if k.starts_with("p2-") {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let recoveries: std::sync::Arc<std::sync::Mutex<Vec<i32>>> = Default::default();
+    let seen = std::sync::Arc::clone(&recoveries);
+    let _ = c
+        .counts
+        .clone()
+        .on_recover(move |p| seen.lock().expect("lock").push(p));
+    let worker = c.app.start_worker().await.expect("worker");
+    let started = std::time::Instant::now();
+    // Words sent to partitions 0 and 1 are counted while partition 2 still recovers.
+    for (p, word) in [(0, "zero"), (1, "one")] {
+        c.words
+            .send_with(
+                Some(word.to_owned()),
+                word.to_owned(),
+                mephisto::SendOptions {
+                    partition: Some(p),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+    support::eventually("words counted", Duration::from_secs(30), || {
+        (c.counts.get(&"zero".to_owned()) == Some(1) && c.counts.get(&"one".to_owned()) == Some(1))
+            .then_some(())
+    })
+    .await;
+    let partition_2 = |w: &mephisto::Worker| {
+        w.recovery()
+            .into_iter()
+            .find(|r| r.partition == 2)
+            .is_some_and(|r| r.done)
+    };
+    assert!(
+        !partition_2(&worker),
+        "partition 2 had recovered before the other partitions' words were counted"
+    );
+    support::eventually("partition 2 recovered", Duration::from_secs(60), || {
+        partition_2(&worker).then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() > Duration::from_secs(6),
+        "the recovery was shorter than the session timeout"
+    );
+    assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
+    // The member kept its partitions through it: each was recovered once, no rebalance.
+    let mut recovered = recoveries.lock().expect("lock").clone();
+    recovered.sort_unstable();
+    assert_eq!(recovered, vec![0, 1, 2], "recovered once each");
+    assert_eq!(c.counts.len() as u64, PER_PARTITION * 3 + 2);
+    worker.stop().await.expect("stop");
+    c.app.close().await;
 }

@@ -13,8 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mephisto::App;
-use mephisto_engine::fetcher::{FetchPosition, Fetcher, FetcherConfig, TopicPartition};
-use mephisto_engine::{ClientConfig, Cluster};
+use mephisto_engine::fetcher::Fetcher;
 use mephisto_test_support::ScratchDir;
 use support::{example, tansu};
 
@@ -53,19 +52,7 @@ struct Changelog {
 
 impl Changelog {
     async fn open(url: &str) -> Changelog {
-        let cluster = Cluster::connect(ClientConfig::from_url(url).expect("url"))
-            .await
-            .expect("connect");
-        let fetcher = Fetcher::new(
-            cluster,
-            FetcherConfig::default().with_max_wait(Duration::from_millis(100)),
-        )
-        .expect("fetcher");
-        for p in 0..PARTITIONS {
-            fetcher
-                .assign(TopicPartition::new(CHANGELOG, p), FetchPosition::Offset(0))
-                .expect("assign");
-        }
+        let fetcher = support::topics::from_start(url, CHANGELOG, PARTITIONS).await;
         Changelog {
             fetcher,
             counts: HashMap::new(),
@@ -163,35 +150,46 @@ fn kill_9_with_the_durable_store_loses_nothing_and_replays_only_the_tail() {
     let sender = App::new("word-counts-sender").broker(&broker.url);
     let posts = sender.topic::<String, String>("posts");
     let mut expected: HashMap<String, i64> = HashMap::new();
-    let (at_kill, kill_rate) = rt.block_on(async {
+    for i in 0..POSTS {
+        for w in post(i).split(' ') {
+            *expected.entry(w.to_owned()).or_insert(0) += 1;
+        }
+    }
+    // Posts go out over a few seconds while the worker counts; it is killed once a third of
+    // the words are counted, measuring how fast the changelog grows just before.
+    let sending = rt.spawn(async move {
         let mut pending = Vec::with_capacity(POSTS);
         for i in 0..POSTS {
-            let p = post(i);
-            for w in p.split(' ') {
-                *expected.entry(w.to_owned()).or_insert(0) += 1;
+            pending.push(posts.send(None, post(i)).await.expect("send"));
+            if i % 100 == 99 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            pending.push(posts.send(None, p).await.expect("send"));
         }
         for d in pending {
             d.await.expect("acked");
         }
-        // Kill -9 once a third of the words are counted, measuring how fast the changelog
-        // grows just before.
+    });
+    let (at_kill, kill_rate) = rt.block_on(async {
         let mut changelog = Changelog::open(&broker.url).await;
         let third = (POSTS * WORDS_PER_POST / 3) as u64;
         let deadline = Instant::now() + Duration::from_secs(120);
         while changelog.records < third && Instant::now() < deadline {
-            changelog.read(Duration::from_millis(200)).await;
+            changelog.read(Duration::from_millis(100)).await;
         }
         let (before, t0) = (changelog.records, Instant::now());
-        changelog.read(Duration::from_millis(500)).await;
+        changelog.read(Duration::from_millis(300)).await;
         let rate = (changelog.records - before) as f64 / t0.elapsed().as_secs_f64();
         a.kill().expect("kill -9");
         let _ = a.wait();
         changelog.read(Duration::from_millis(500)).await;
         (changelog.records, rate)
     });
+    rt.block_on(sending).expect("sender");
     assert!(at_kill > 0, "worker a counted nothing before the kill");
+    assert!(
+        at_kill < (POSTS * WORDS_PER_POST) as u64,
+        "worker a counted everything before the kill"
+    );
 
     let b = worker(&broker.url, data.path(), &log_b);
     let total_words: i64 = expected.values().sum();

@@ -348,10 +348,7 @@ where
 
     fn wipe(&self, partition: i32) -> Result<(), StoreError> {
         self.inner.partitions.wipe(partition);
-        match self.inner.store.get(partition) {
-            Some(stored) => stored.wipe(),
-            None => Ok(()),
-        }
+        self.inner.store.wipe(partition)
     }
 
     fn store_url(&self) -> Option<StoreUrl> {

@@ -697,10 +697,7 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
 
     fn wipe(&self, partition: i32) -> Result<(), StoreError> {
         self.inner.partitions.wipe(partition);
-        match self.inner.store.get(partition) {
-            Some(stored) => stored.wipe(),
-            None => Ok(()),
-        }
+        self.inner.store.wipe(partition)
     }
 
     fn store_url(&self) -> Option<StoreUrl> {

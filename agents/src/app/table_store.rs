@@ -70,6 +70,14 @@ impl TableStore {
         *lock(&self.durable) = None;
     }
 
+    /// Wipes the stored copy of `partition`, if any.
+    pub(crate) fn wipe(&self, partition: i32) -> Result<(), StoreError> {
+        match self.get(partition) {
+            Some(stored) => stored.wipe(),
+            None => Ok(()),
+        }
+    }
+
     /// Stops holding `partition` (its stored copy stays on disk).
     pub(crate) fn close(&self, partition: i32) {
         lock(&self.open).remove(&partition);

@@ -27,7 +27,7 @@ use crate::runtime::acker::PartitionAcker;
 use crate::runtime::client::Client;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::route::{OpenRoute, Stop, TopicRoute};
-use crate::runtime::tables::Tables;
+use crate::runtime::tables::{Acquiring, Tables};
 
 /// What a partition task reports to the worker.
 pub(crate) struct Progress {
@@ -92,17 +92,18 @@ async fn hold_tables(
         return Ok(None);
     }
     let partition = assigned.partition();
+    let mut progress = Acquiring::default();
     let acquire = async {
         let meta = context.client.cluster().topic(&partition.topic).await?;
         let n = meta.partitions.len();
         context
             .tables
-            .acquire(&context.client, n, partition.partition)
+            .acquire(&context.client, n, partition.partition, &mut progress)
             .await?;
         Ok::<usize, RuntimeError>(n)
     };
     let mut lost = assigned.acks().watch_ownership();
-    tokio::select! {
+    let held = tokio::select! {
         held = acquire => match held {
             Ok(n) => Ok(Some(n)),
             Err(e) => {
@@ -111,8 +112,15 @@ async fn hold_tables(
             }
         },
         _ = stop.changed() => Err(()),
-        _ = lost.wait_for(|o| *o != Ownership::Owned) => Err(()),
+        _ = lost.wait_for(|o| *o != Ownership::Owned) => {
+            tracing::info!(%partition, "partition revoked during its tables' recovery; the recovery stops");
+            Err(())
+        }
+    };
+    if held.is_err() {
+        context.tables.abandon(partition.partition, progress).await;
     }
+    held
 }
 
 /// Runs one partition until it is no longer ours or the worker stops.

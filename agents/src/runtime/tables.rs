@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mephisto_engine::fetcher::{
-    FetchError, FetchPosition, Fetcher, FetcherConfig, OffsetReset, TopicPartition,
+    FetchError, FetchPosition, Fetcher, FetcherConfig, IsolationLevel, OffsetReset, TopicPartition,
 };
 use mephisto_wire::record::Record;
 
@@ -118,6 +118,15 @@ pub struct Recovery {
     pub records: u64,
     /// The changelog's high watermark it stopped at.
     pub high_watermark: i64,
+}
+
+/// What an [`Tables::acquire`] of one partition got so far.
+#[derive(Debug, Default)]
+pub struct Acquiring {
+    /// Tables (by index) whose partition it holds.
+    held: Vec<usize>,
+    /// The table whose partition it was opening or recovering.
+    opening: Option<usize>,
 }
 
 /// How many partition tasks hold a table partition, behind a lock held through its recovery.
@@ -264,18 +273,21 @@ impl Tables {
 
     /// Holds `partition` of every table co-partitioned with a topic of `topic_partitions`
     /// partitions, recovering those nobody held. Returns the tables recovered and what it
-    /// took.
+    /// took. What it got so far is in `progress`: if this fails or is cancelled (the
+    /// partition was revoked, the worker stops), [`abandon`](Self::abandon) lets it go.
     pub async fn acquire(
         &self,
         client: &Client,
         topic_partitions: usize,
         partition: i32,
+        progress: &mut Acquiring,
     ) -> Result<Vec<(String, Recovery)>, RuntimeError> {
         let mut recovered = Vec::new();
         for i in self.co_partitioned(topic_partitions).collect::<Vec<_>>() {
             let holder = self.holder((i, partition));
             let mut count = holder.lock().await;
             if *count == 0 {
+                progress.opening = Some(i);
                 let table = &self.tables[i];
                 if let Some(global) = self.globals.get(&i) {
                     // Held already (the tail applies every partition): wait until the tail
@@ -311,24 +323,48 @@ impl Tables {
                 recovered.push((table.name().to_owned(), r));
             }
             *count += 1;
+            progress.opening = None;
+            progress.held.push(i);
         }
         Ok(recovered)
+    }
+
+    /// Lets go of what an [`acquire`](Self::acquire) that failed or was cancelled got: the
+    /// table partitions it held are released, the one it was recovering is closed (its
+    /// partial data forgotten; a durable store keeps what it applied, with its offset).
+    pub async fn abandon(&self, partition: i32, progress: Acquiring) {
+        if let Some(i) = progress.opening {
+            let holder = self.holder((i, partition));
+            let count = holder.lock().await;
+            if *count == 0 && !self.globals.contains_key(&i) {
+                self.tables[i].close(partition);
+                let key = (self.tables[i].name().to_owned(), partition);
+                lock(&self.progress).remove(&key);
+            }
+        }
+        for i in progress.held {
+            self.release_one(i, partition).await;
+        }
     }
 
     /// Lets go of what [`acquire`](Self::acquire) held; the last holder closes the table
     /// partition.
     pub async fn release(&self, topic_partitions: usize, partition: i32) {
         for i in self.co_partitioned(topic_partitions).collect::<Vec<_>>() {
-            let holder = self.holder((i, partition));
-            let mut count = holder.lock().await;
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                match self.globals.get(&i) {
-                    Some(global) => {
-                        lock(&global.active).remove(&partition);
-                    }
-                    None => self.tables[i].close(partition),
+            self.release_one(i, partition).await;
+        }
+    }
+
+    async fn release_one(&self, i: usize, partition: i32) {
+        let holder = self.holder((i, partition));
+        let mut count = holder.lock().await;
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            match self.globals.get(&i) {
+                Some(global) => {
+                    lock(&global.active).remove(&partition);
                 }
+                None => self.tables[i].close(partition),
             }
         }
     }
@@ -441,13 +477,16 @@ pub async fn recover(
     };
     let topic = table.changelog().name;
     let tp = TopicPartition::new(topic.as_str(), partition);
+    // Committed records only (a transactional writer's aborted changes are not the table's;
+    // up to the last stable offset, markers passed over).
     // Out of range is not a reason to jump (Kafka answers so for an offset past the end):
     // the data no longer matches the changelog, and is wiped and replayed.
     let fetcher = Fetcher::new(
         client.cluster().clone(),
         FetcherConfig::default()
             .with_max_wait(poll)
-            .with_auto_offset_reset(OffsetReset::None),
+            .with_auto_offset_reset(OffsetReset::None)
+            .with_isolation_level(IsolationLevel::ReadCommitted),
     )?;
     let start = match table.applied(partition) {
         Some(offset) => FetchPosition::Offset(offset + 1),

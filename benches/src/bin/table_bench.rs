@@ -135,6 +135,22 @@ async fn cluster(url: &str) -> Result<Cluster, BoxError> {
 /// Creates `topic` and fills it with `records` changelog records, record `i` in partition
 /// `i % partitions`.
 async fn fill(url: &str, topic: &str, partitions: i32, records: u64) -> Result<(), BoxError> {
+    fill_with(url, topic, partitions, records, &|i| {
+        let (k, v) = record(i);
+        (Some((i % partitions as u64) as i32), k, v)
+    })
+    .await
+}
+
+/// Creates `topic` and writes `records` records, record `i` being `make(i)` (partition, key,
+/// value).
+async fn fill_with(
+    url: &str,
+    topic: &str,
+    partitions: i32,
+    records: u64,
+    make: &dyn Fn(u64) -> (Option<i32>, Bytes, Bytes),
+) -> Result<(), BoxError> {
     let cluster = cluster(url).await?;
     Admin::new(cluster.clone())
         .create_topic(NewTopic::new(topic, partitions, 1))
@@ -146,11 +162,12 @@ async fn fill(url: &str, topic: &str, partitions: i32, records: u64) -> Result<(
             ..ProducerConfig::default()
         },
     )?;
+    let topic: Arc<str> = Arc::from(topic);
     let mut pending: Vec<Delivery> = Vec::new();
     for i in 0..records {
-        let (k, v) = record(i);
-        let mut r = ProducerRecord::new(topic);
-        r.partition = Some((i % partitions as u64) as i32);
+        let (partition, k, v) = make(i);
+        let mut r = ProducerRecord::for_topic(Arc::clone(&topic));
+        r.partition = partition;
         r.key = Some(k);
         r.value = Some(v);
         pending.push(producer.enqueue(r).await?);
@@ -167,13 +184,8 @@ async fn fill(url: &str, topic: &str, partitions: i32, records: u64) -> Result<(
     Ok(())
 }
 
-/// Mephisto's restore (into `store`): seconds, peak RSS growth (MiB) and records read.
-async fn mephisto(
-    url: &str,
-    id: &str,
-    o: &Options,
-    store: Option<&Path>,
-) -> Result<(f64, f64, u64), BoxError> {
+/// App `id` on `url`, its tables in `store` (a durable store's directory) or in memory.
+fn bench_app(url: &str, id: &str, o: &Options, store: Option<&Path>) -> App {
     let app = App::new(id).broker(url);
     app.configure(|s| {
         s.topic_partitions = o.partitions;
@@ -183,6 +195,17 @@ async fn mephisto(
             s.store = StoreUrl::Fjall(Some(dir.to_owned()));
         }
     });
+    app
+}
+
+/// Mephisto's restore (into `store`): seconds, peak RSS growth (MiB) and records read.
+async fn mephisto(
+    url: &str,
+    id: &str,
+    o: &Options,
+    store: Option<&Path>,
+) -> Result<(f64, f64, u64), BoxError> {
+    let app = bench_app(url, id, o, store);
     let empty = app.topic::<String, String>(format!("{id}-empty"));
     let counts = app.table::<String, String>("counts");
     let _idle = app
@@ -233,15 +256,7 @@ async fn in_agent(
     o: &Options,
     store: Option<&Path>,
 ) -> Result<(f64, f64), BoxError> {
-    let app = App::new(id).broker(url);
-    app.configure(|s| {
-        s.topic_partitions = o.partitions;
-        s.broker_session_timeout = Duration::from_secs(6);
-        s.broker_heartbeat_interval = Duration::from_secs(1);
-        if let Some(dir) = store {
-            s.store = StoreUrl::Fjall(Some(dir.to_owned()));
-        }
-    });
+    let app = bench_app(url, id, o, store);
     let updates = app.topic::<String, String>(format!("{id}-updates"));
     let reads = app.topic::<String, String>(format!("{id}-reads"));
     let counts = app.table::<String, i64>("words").default_value(|| 0);
@@ -289,7 +304,11 @@ async fn in_agent(
         });
     let word = |i: u64| format!("word-{:05}", (i * 7919) % 10_000);
     for topic in [&updates, &reads] {
-        fill_words(url, topic.name(), o.partitions, o.events, &word).await?;
+        fill_with(url, topic.name(), o.partitions, o.events, &|i| {
+            let w = Bytes::from(format!("\"{}\"", word(i)));
+            (None, w.clone(), w)
+        })
+        .await?;
     }
     let worker = app.start_worker().await?;
     let mut rates = Vec::new();
@@ -313,40 +332,6 @@ async fn in_agent(
     worker.stop().await?;
     app.close().await;
     Ok((rates[0], rates[1]))
-}
-
-/// Writes `events` records to `topic`, key and value `word(i)`, as JSON strings.
-async fn fill_words(
-    url: &str,
-    topic: &str,
-    partitions: i32,
-    events: u64,
-    word: &dyn Fn(u64) -> String,
-) -> Result<(), BoxError> {
-    let c = cluster(url).await?;
-    let _ = Admin::new(c.clone())
-        .create_topic(NewTopic::new(topic, partitions, 1))
-        .await;
-    let producer = Producer::new(c, ProducerConfig::default())?;
-    let topic: Arc<str> = Arc::from(topic);
-    let mut pending: Vec<Delivery> = Vec::new();
-    for i in 0..events {
-        let w = Bytes::from(serde_json::to_vec(&word(i))?);
-        let mut r = ProducerRecord::for_topic(Arc::clone(&topic));
-        r.key = Some(w.clone());
-        r.value = Some(w);
-        pending.push(producer.enqueue(r).await?);
-        if pending.len() >= 50_000 {
-            for d in pending.drain(..) {
-                d.await?;
-            }
-        }
-    }
-    for d in pending {
-        d.await?;
-    }
-    producer.close().await;
-    Ok(())
 }
 
 /// Faust's restore in seconds.
