@@ -152,13 +152,10 @@ async fn a_write_outside_an_event_is_a_typed_error() {
     c.app.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_skips_what_does_not_decode_and_ends_on_empty_partitions() {
-    let broker = tansu();
-    let c = counting(&broker.url, &unique("tables-bad"), &unique("words"));
+/// Writes to partition 0 of `c`'s changelog two records that do not decode and one that
+/// does (`"ok"` → 5).
+async fn write_bad_changelog(c: &Counting) {
     c.app.declare().await.expect("declare");
-    // Raw records in partition 0 of the changelog: two that do not decode, one that does;
-    // partitions 1 and 2 stay empty.
     let raw = c
         .app
         .topic::<String, String>(c.counts.changelog_topic())
@@ -178,10 +175,38 @@ async fn recovery_skips_what_does_not_decode_and_ends_on_empty_partitions() {
         .await
         .expect("acked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_skips_what_does_not_decode_and_ends_on_empty_partitions() {
+    let broker = tansu();
+    let c = counting(&broker.url, &unique("tables-bad"), &unique("words"));
+    // Partitions 1 and 2 stay empty.
+    write_bad_changelog(&c).await;
     let worker = c.app.start_worker().await.expect("worker");
     assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
     assert_eq!(c.counts.held_partitions(), vec![0, 1, 2]);
     assert_eq!(table_of(&c.counts), BTreeMap::from([("ok".to_owned(), 5)]));
+    worker.stop().await.expect("stop");
+    c.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_fails_on_bad_records_stops_the_worker_with_their_coordinates() {
+    let broker = tansu();
+    let c = counting(&broker.url, &unique("tables-strict"), &unique("words"));
+    let _ = c.counts.clone().fail_recovery_on_bad_records(true);
+    write_bad_changelog(&c).await;
+    let mut worker = c.app.start_worker().await.expect("worker");
+    let err = tokio::time::timeout(Duration::from_secs(60), worker.wait())
+        .await
+        .expect("the worker stops")
+        .expect_err("with the recovery's error");
+    let text = err.to_string();
+    assert!(
+        text.contains("does not decode") && text.contains("-counts-changelog[0]@0"),
+        "{text}"
+    );
     worker.stop().await.expect("stop");
     c.app.close().await;
 }
@@ -696,6 +721,75 @@ async fn a_long_recovery_holds_up_neither_other_partitions_nor_heartbeats() {
     recovered.sort_unstable();
     assert_eq!(recovered, vec![0, 1, 2], "recovered once each");
     assert_eq!(c.counts.len() as u64, PER_PARTITION * 3 + 2);
+    worker.stop().await.expect("stop");
+    c.app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changelog_written_on_during_recovery_does_not_keep_it_going() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let broker = tansu();
+    let (c, id, _) = filled(&broker.url, "tables-moving", 4_000).await;
+    // Recovery reads at most about 5,000 records a second (1 ms every 5)...
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let _ = c.counts.clone().on_changelog_event(move |_, _| {
+        if n.fetch_add(1, Ordering::Relaxed).is_multiple_of(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    // ... while another writer adds about 20,000 a second to the changelog, until it ends.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (url, stop) = (broker.url.clone(), Arc::clone(&stop));
+        let topic: Arc<str> = Arc::from(format!("{id}-counts-changelog"));
+        async move {
+            use mephisto_engine::producer::{Producer, ProducerConfig, ProducerRecord};
+            let cluster = mephisto_engine::Cluster::connect(
+                mephisto_engine::ClientConfig::from_url(&url).expect("url"),
+            )
+            .await
+            .expect("connect");
+            let producer = Producer::new(cluster, ProducerConfig::default()).expect("producer");
+            let mut i = 0u64;
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                for _ in 0..1_000 {
+                    let mut r = ProducerRecord::for_topic(Arc::clone(&topic));
+                    r.partition = Some((i % PARTITIONS as u64) as i32);
+                    r.key = Some(format!("\"late-{i}\"").into_bytes().into());
+                    r.value = Some(b"1".to_vec().into());
+                    // Acknowledged or not, it is in the changelog by the time it matters.
+                    drop(producer.enqueue(r).await.expect("enqueue"));
+                    i += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            producer.close().await;
+            i
+        }
+    });
+    let started = std::time::Instant::now();
+    let worker = c.app.start_worker().await.expect("worker");
+    let done = |w: &mephisto::Worker| {
+        let r = w.recovery();
+        r.len() == PARTITIONS as usize && r.iter().all(|p| p.done)
+    };
+    while !done(&worker) && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.expect("writer");
+    assert!(
+        done(&worker),
+        "recovery still running after {took:?} ({written} records written meanwhile)"
+    );
+    assert!(
+        written > 20_000,
+        "the writer kept writing through the recovery ({written})"
+    );
     worker.stop().await.expect("stop");
     c.app.close().await;
 }

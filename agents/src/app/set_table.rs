@@ -23,7 +23,7 @@ use crate::app::topic::Model;
 use crate::app::App;
 use crate::core::codec::{Codec, Json};
 use crate::core::context;
-use crate::runtime::tables::TablePartitions;
+use crate::runtime::tables::{ApplyError, TablePartitions};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::tracker::AfterAck;
 use crate::state::durable::{DurableStore, StoreError, StoredPartition};
@@ -40,6 +40,8 @@ struct Inner<K, M> {
     partitions: PartitionMap<K, HashSet<M>>,
     /// Where the partitions are kept.
     store: TableStore,
+    /// A changelog record that does not decode fails the recovery.
+    fail_on_bad_records: std::sync::atomic::AtomicBool,
 }
 
 /// A table of sets (Faust's `SetTable`), made by [`App::set_table`]: `add`, `discard` and
@@ -83,6 +85,7 @@ where
                 writer,
                 partitions: PartitionMap::default(),
                 store: TableStore::default(),
+                fail_on_bad_records: Default::default(),
             }),
         }
     }
@@ -90,6 +93,15 @@ where
     /// The table's name.
     pub fn name(&self) -> &str {
         self.inner.writer.name()
+    }
+
+    /// Makes a changelog record that does not decode fail the recovery instead of being
+    /// logged and skipped, the default.
+    pub fn fail_recovery_on_bad_records(self, yes: bool) -> Self {
+        self.inner
+            .fail_on_bad_records
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// Keeps the table's partitions in `url` rather than in the app's `store` (Faust's
@@ -363,7 +375,11 @@ where
         self.inner.store.detach();
     }
 
-    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, StoreError> {
+    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, ApplyError> {
+        let strict = self
+            .inner
+            .fail_on_bad_records
+            .load(std::sync::atomic::Ordering::Relaxed);
         let stored = self.inner.store.get(partition);
         let mut parts = self.inner.partitions.lock();
         let data = parts.entry(partition).or_default();
@@ -379,6 +395,17 @@ where
                 if stored.is_some() {
                     touched.insert(k);
                 }
+            } else if strict {
+                return Err(ApplyError::Undecodable {
+                    topic: self.changelog_topic().to_owned(),
+                    partition,
+                    offset: r.offset(),
+                    source: crate::core::codec::CodecError::new::<K>(
+                        "json",
+                        crate::core::codec::Direction::Decode,
+                        "not a set table operation ([op, key] and its member)",
+                    ),
+                });
             } else {
                 tracing::error!(
                     table = %self.name(), partition, offset = r.offset(),

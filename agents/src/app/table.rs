@@ -29,11 +29,11 @@ use crate::app::error::AppError;
 use crate::app::table_store::TableStore;
 use crate::app::topic::Model;
 use crate::app::App;
-use crate::core::codec::{Codec, CodecError, CodecName, SerdeCodec};
+use crate::core::codec::{Codec, CodecError, CodecName, Direction, SerdeCodec};
 use crate::core::context;
 use crate::core::error::WriteError;
 use crate::core::sink::WriteFor;
-use crate::runtime::tables::TablePartitions;
+use crate::runtime::tables::{ApplyError, TablePartitions};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::tracker::AfterAck;
 use crate::runtime::writes::ClientSource;
@@ -123,6 +123,8 @@ struct Options<K, V> {
     on_recover: Vec<OnRecover>,
     on_changelog_event: Option<OnChangelogEvent<K, V>>,
     expiry: Option<Expiry<K, V>>,
+    /// A changelog record that does not decode fails the recovery (else: logged, skipped).
+    fail_on_bad_records: bool,
 }
 
 struct Inner<K, V> {
@@ -219,6 +221,7 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                     on_recover: Vec::new(),
                     on_changelog_event: None,
                     expiry: None,
+                    fail_on_bad_records: false,
                 }),
                 latest: Mutex::new(HashMap::new()),
                 global,
@@ -259,6 +262,14 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
     /// `store=`): `StoreUrl::parse("fjall://")?` for a durable store in the app's `datadir`.
     pub fn store(self, url: StoreUrl) -> Self {
         self.inner.store.set_url(url);
+        self
+    }
+
+    /// Makes a changelog record that does not decode fail the recovery (the partition's
+    /// events are then not processed) instead of being logged with its coordinates and
+    /// skipped, the default.
+    pub fn fail_recovery_on_bad_records(self, yes: bool) -> Self {
+        lock(&self.inner.options).fail_on_bad_records = yes;
         self
     }
 
@@ -712,14 +723,21 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
         self.inner.store.detach();
     }
 
-    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, StoreError> {
-        let (key_codec, value_codec, hook) = {
+    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, ApplyError> {
+        let (key_codec, value_codec, hook, strict) = {
             let o = lock(&self.inner.options);
             (
                 Arc::clone(&o.key_codec),
                 Arc::clone(&o.value_codec),
                 o.on_changelog_event.clone(),
+                o.fail_on_bad_records,
             )
+        };
+        let bad = |offset: i64, source: CodecError| ApplyError::Undecodable {
+            topic: self.inner.topic.to_string(),
+            partition,
+            offset,
+            source,
         };
         let stored = self.inner.store.get(partition);
         let mut raw = Vec::with_capacity(if stored.is_some() { records.len() } else { 0 });
@@ -727,11 +745,16 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
         for r in records {
             let coordinate = || format!("{}[{}]@{}", self.inner.topic, partition, r.offset());
             let Some(kb) = r.key_bytes() else {
+                if strict {
+                    let e = CodecError::new::<K>("key", Direction::Decode, "no key");
+                    return Err(bad(r.offset(), e));
+                }
                 tracing::error!(table = %self.inner.name, record = %coordinate(), "changelog record without a key skipped");
                 continue;
             };
             let key = match key_codec.decode(&kb) {
                 Ok(k) => k,
+                Err(e) if strict => return Err(bad(r.offset(), e)),
                 Err(e) => {
                     tracing::error!(table = %self.inner.name, record = %coordinate(), error = %e, "changelog key does not decode; skipped");
                     continue;
@@ -741,6 +764,7 @@ impl<K: Model + Hash + Eq, V: Model> TablePartitions for Table<K, V> {
                 None => None,
                 Some(vb) => match value_codec.decode(&vb) {
                     Ok(v) => Some(v),
+                    Err(e) if strict => return Err(bad(r.offset(), e)),
                     Err(e) => {
                         tracing::error!(table = %self.inner.name, record = %coordinate(), error = %e, "changelog value does not decode; skipped");
                         continue;

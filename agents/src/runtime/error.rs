@@ -74,6 +74,17 @@ pub enum RuntimeError {
         #[source]
         source: FetchError,
     },
+    /// A table partition's changelog records could not be applied.
+    #[error("recovering partition {partition} of table {table}: {source}")]
+    Changelog {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+        /// Why (boxed: it names a path or a codec error).
+        #[source]
+        source: Box<crate::runtime::tables::ApplyError>,
+    },
     /// A table partition's durable store failed.
     #[error("table {table}, partition {partition}: {source}")]
     Store {

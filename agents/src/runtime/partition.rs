@@ -78,6 +78,8 @@ impl Progress {
 pub(crate) struct TableContext {
     pub(crate) tables: Arc<Tables>,
     pub(crate) client: Arc<Client>,
+    /// Where a failed recovery is reported (the worker stops with it).
+    pub(crate) failed: tokio::sync::mpsc::UnboundedSender<RuntimeError>,
 }
 
 /// Holds the partition's table partitions (recovering them first), unless the partition is
@@ -107,7 +109,8 @@ async fn hold_tables(
         held = acquire => match held {
             Ok(n) => Ok(Some(n)),
             Err(e) => {
-                tracing::error!(%partition, error = %e, "table recovery failed; the partition's events are not processed");
+                tracing::error!(%partition, error = %e, "table recovery failed; the partition's events are not processed and the worker stops");
+                let _ = context.failed.send(e);
                 Err(())
             }
         },

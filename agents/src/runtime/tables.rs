@@ -11,10 +11,12 @@
 //! processes its events. The last one to let it go closes it (the memory store forgets it).
 //!
 //! Recovery always ends: an empty changelog (high watermark 0), a compacted or trimmed one
-//! (it starts at the log start), one that ends with transaction markers (the fetcher's
-//! position passes control batches), an offset recorded beyond the high watermark (the
-//! changelog was recreated: the partition is wiped and replayed, with a warning). A record
-//! that does not decode is logged with its coordinates and skipped.
+//! (it starts at the log start), one that ends with transaction markers (read committed; the
+//! fetcher's position passes control batches), one written on while the stream waits (the
+//! end is the first high watermark seen), an offset recorded beyond the high watermark or
+//! before the log start (the changelog was recreated or trimmed: the partition is wiped and
+//! replayed, with a warning). A record that does not decode is logged with its coordinates
+//! and skipped, or fails the recovery when the table says so.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,11 +27,34 @@ use mephisto_engine::fetcher::{
 };
 use mephisto_wire::record::Record;
 
+use crate::core::codec::CodecError;
 use crate::runtime::client::Client;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::topics::TopicSpec;
 use crate::state::durable::{DurableStore, StoreError};
 use crate::state::store::StoreUrl;
+
+/// Why changelog records could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The durable store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A record does not decode, and the table fails its recovery on one.
+    #[error("changelog record {topic}[{partition}]@{offset} does not decode: {source}")]
+    Undecodable {
+        /// The changelog.
+        topic: String,
+        /// Its partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// Why.
+        #[source]
+        source: CodecError,
+    },
+}
 
 /// What a table does with its partitions (the app's `Table` implements it).
 pub trait TablePartitions: Send + Sync + 'static {
@@ -45,9 +70,9 @@ pub trait TablePartitions: Send + Sync + 'static {
     /// start).
     fn wipe(&self, partition: i32) -> Result<(), StoreError>;
     /// Applies changelog records of `partition` (to its stored copy too, with the last
-    /// offset); a record that does not decode is logged and skipped. Returns how many were
-    /// applied.
-    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, StoreError>;
+    /// offset); a record that does not decode is logged and skipped (or is an error, when the
+    /// table fails its recovery on one). Returns how many were applied.
+    fn apply(&self, partition: i32, records: &[Record]) -> Result<usize, ApplyError>;
     /// Where the table keeps its partitions, when it says (else the app's `store`).
     fn store_url(&self) -> Option<StoreUrl>;
     /// Keeps the partitions in `store` from now on (the worker opened it before any
@@ -507,11 +532,12 @@ pub async fn recover(
     let mut recovery = Recovery::default();
     let mut records: Vec<Record> = Vec::new();
     let mut wiped = false;
+    let mut target: Option<i64> = None;
     loop {
         progress.records = recovery.records;
         progress.position = fetcher.position(&tp);
-        progress.high_watermark = fetcher
-            .high_watermark(&tp)
+        progress.high_watermark = target
+            .or(fetcher.high_watermark(&tp))
             .unwrap_or(recovery.high_watermark);
         progress.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         report(&progress);
@@ -527,7 +553,6 @@ pub async fn recover(
             );
         }
         if let (Some(position), Some(high)) = (fetcher.position(&tp), fetcher.high_watermark(&tp)) {
-            recovery.high_watermark = high;
             if position > high && !wiped {
                 // The changelog holds less than the data includes: it was recreated.
                 tracing::warn!(
@@ -542,7 +567,12 @@ pub async fn recover(
                 fetcher.seek(&tp, FetchPosition::Earliest)?;
                 continue;
             }
-            if position >= high {
+            // The end is the high watermark first seen (Kafka Streams restores to the end
+            // offset of its start, Faust to its first highwater): a changelog written on
+            // while the stream waits does not keep the recovery going.
+            let end = *target.get_or_insert(high);
+            recovery.high_watermark = end;
+            if position >= end {
                 break;
             }
         }
@@ -567,7 +597,6 @@ pub async fn recover(
             Ok(Some(Err(e))) => return Err(failed(e)),
             Ok(Some(Ok(batch))) => batch,
         };
-        recovery.high_watermark = batch.high_watermark;
         records.clear();
         match batch.records() {
             Ok(it) => {
@@ -586,7 +615,13 @@ pub async fn recover(
                 "changelog batch does not decode; skipped"
             ),
         }
-        table.apply(partition, &records).map_err(store_failed)?;
+        table
+            .apply(partition, &records)
+            .map_err(|source| RuntimeError::Changelog {
+                table: table.name().to_owned(),
+                partition,
+                source: Box::new(source),
+            })?;
         recovery.records += records.len() as u64;
     }
     fetcher.close();

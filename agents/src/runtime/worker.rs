@@ -132,6 +132,8 @@ pub struct Worker {
     agents: Vec<Running>,
     /// Agents that stopped with an error.
     failures: mpsc::UnboundedReceiver<(String, AgentError)>,
+    /// Table recoveries that failed (the worker stops with the first).
+    recovery_failures: mpsc::UnboundedReceiver<RuntimeError>,
     tasks: Arc<Mutex<HashMap<TopicPartition, Task>>>,
     background: Vec<JoinHandle<()>>,
     tables: Arc<Tables>,
@@ -190,6 +192,7 @@ impl Worker {
         let mut running = Vec::new();
         let mut background = Vec::new();
         let (failed, failures) = mpsc::unbounded_channel();
+        let (recovery_failed, recovery_failures) = mpsc::unbounded_channel();
         for agent in agents {
             let name = agent.name();
             let started = agent.start(&subscriptions)?;
@@ -239,6 +242,7 @@ impl Worker {
                 events,
                 Arc::clone(&subscriptions),
                 Arc::clone(&tables),
+                recovery_failed,
                 Arc::clone(&tasks),
                 Arc::clone(&stopping),
                 stop_tx.subscribe(),
@@ -273,6 +277,7 @@ impl Worker {
             group,
             agents: running,
             failures,
+            recovery_failures,
             tasks,
             background,
             tables,
@@ -394,6 +399,7 @@ impl Worker {
                     tracing::error!(agent = %name, error = %e, "agent stopped");
                     return Err(e.into());
                 }
+                Some(e) = self.recovery_failures.recv() => return Err(e),
                 changed = self.fatal.changed() => {
                     if changed.is_err() {
                         std::future::pending::<()>().await;
@@ -539,6 +545,7 @@ async fn dispatch(
     mut events: PartitionEvents,
     subscriptions: Arc<Subscriptions>,
     tables: Arc<Tables>,
+    recovery_failed: mpsc::UnboundedSender<RuntimeError>,
     tasks: Arc<Mutex<HashMap<TopicPartition, Task>>>,
     stopping: Arc<AtomicBool>,
     stop: Stop,
@@ -557,6 +564,7 @@ async fn dispatch(
             TableContext {
                 tables: Arc::clone(&tables),
                 client: Arc::clone(subscriptions.client()),
+                failed: recovery_failed.clone(),
             },
             Arc::clone(&stopping),
             stop.clone(),
