@@ -225,9 +225,15 @@ fn kill_9_with_the_durable_store_loses_nothing_and_replays_only_the_tail() {
          {replayed} records over {recovered} partitions; {extra} extra counts of {total_words} words \
          (events processed after the last commit)"
     );
+    let tail = |log: &Path| {
+        let text = strip_ansi(&std::fs::read_to_string(log).unwrap_or_default());
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
     assert!(
         lost.is_empty(),
-        "lost counts (word, expected, got): {lost:?}"
+        "lost counts (word, expected, got): {lost:?}\n--- worker b's log, last lines:\n{}",
+        tail(&log_b)
     );
     assert_eq!(
         recovered, PARTITIONS as usize,

@@ -235,6 +235,16 @@ impl Tables {
         Ok(())
     }
 
+    /// Writes the durable stores' memtables out (a clean stop): the next start opens them
+    /// without replaying their journals.
+    pub fn flush_stores(&self) -> Result<(), StoreError> {
+        let stores = lock(&self.stores).clone();
+        for store in &stores {
+            store.flush()?;
+        }
+        Ok(())
+    }
+
     /// Lets go of the durable stores (the worker stopped): each closes once nothing holds it.
     pub fn detach_stores(&self) {
         for t in &self.tables {

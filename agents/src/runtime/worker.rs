@@ -462,7 +462,11 @@ impl Worker {
         // The durable stores took what was written: their journals go to disk.
         if self.tables.has_stores() {
             let tables = Arc::clone(&self.tables);
-            let persisted = tokio::task::spawn_blocking(move || tables.persist());
+            // The journal to disk, then the memtables to sorted tables (the next start
+            // then opens the store without replaying the journal).
+            let persisted = tokio::task::spawn_blocking(move || {
+                tables.persist().and_then(|()| tables.flush_stores())
+            });
             match tokio::time::timeout_at(
                 flush_until.max(tokio::time::Instant::now() + grace / 8),
                 persisted,
