@@ -177,20 +177,13 @@ async fn a_set_table_keeps_whole_sets_in_the_store() {
     let topic = unique("ops");
     let (app, members) = set_app(&broker.url, &id, &topic, dir.path());
     let worker = app.start_worker().await.expect("worker");
-    let ops = app.topic::<String, String>(&topic);
-    for op in ["+a", "+b", "-a", "+d", "=c", "+e"] {
-        ops.send(Some("k".into()), op.to_owned())
-            .await
-            .expect("send")
-            .await
-            .expect("acked");
-    }
+    support::tables::send_ops(&app, &topic, &["+a", "+b", "-a", "+d", "=c", "+e"]).await;
     assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
     let want: HashSet<String> = ["c".to_owned(), "e".to_owned()].into();
     assert_eq!(members.get(&"k".to_owned()), want);
     worker.stop().await.expect("stop");
     app.close().await;
-    drop((app, members, ops));
+    drop((app, members));
 
     let (again, recovered) = set_app(&broker.url, &id, &topic, dir.path());
     let worker = again.start_worker().await.expect("worker");

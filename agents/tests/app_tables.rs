@@ -385,15 +385,7 @@ async fn a_set_table_writes_faust_operations_and_recovers_from_them() {
     let topic = unique("ops");
     let (app, members) = set_app(&broker.url, &id, &topic);
     let worker = app.start_worker().await.expect("worker");
-    let ops = app.topic::<String, String>(&topic);
-    for op in ["+a", "+b", "-a", "=c"] {
-        // One key, so one partition and one order.
-        ops.send(Some("k".into()), op.to_owned())
-            .await
-            .expect("send")
-            .await
-            .expect("acked");
-    }
+    support::tables::send_ops(&app, &topic, &["+a", "+b", "-a", "=c"]).await;
     assert!(worker.wait_idle(Duration::from_secs(60)).await, "idle");
     let only_c: std::collections::HashSet<String> = ["c".to_owned()].into();
     assert_eq!(members.get(&"k".to_owned()), only_c);

@@ -174,3 +174,17 @@ pub async fn fill_changelog(
     }
     producer.close().await;
 }
+
+/// Sends each operation of `ops` to the set-table app's topic, keyed `k` (one partition, one
+/// order), waiting for each acknowledgement.
+pub async fn send_ops(app: &App, topic: &str, ops: &[&str]) {
+    let topic = app.topic::<String, String>(topic);
+    for op in ops {
+        topic
+            .send(Some("k".into()), (*op).to_owned())
+            .await
+            .expect("send")
+            .await
+            .expect("acked");
+    }
+}
