@@ -5,7 +5,8 @@
 //! after what the store had, not the whole changelog. `KILL_STORE=memory://` runs it with the
 //! memory store (the restart then replays everything, which the test flags). When a count is
 //! missing, the test prints where: the words topic (what `shuffle_words` sent), the posts
-//! topic, the killed worker's errors and the restarted worker's log.
+//! topic, the group's committed offsets, the killed worker's errors and the restarted
+//! worker's log.
 
 mod support;
 
@@ -144,11 +145,12 @@ fn stop(mut child: Child) {
 
 #[test]
 fn kill_9_with_the_durable_store_loses_nothing_and_replays_only_the_tail() {
-    if support::is_dev_broker() {
+    if support::is_dev_broker() && std::env::var_os("KILL_ON_DEV").is_none() {
         // Open defect: on the development broker, about one run in three (durable or memory
         // store alike) ends with a whole batch of posts (100-200) that neither worker ever
         // processed although the posts topic holds it; the words topic lacks its words and
-        // nothing is logged. Until it is found, this runs on tansu only.
+        // nothing is logged; the group's committed offsets of `posts` reach the end of every
+        // partition. Until it is found, this runs on tansu only (`KILL_ON_DEV=1` runs it here).
         eprintln!("skipped on the development broker: a posts batch goes unprocessed after kill -9 (open defect)");
         return;
     }
@@ -284,6 +286,11 @@ fn kill_9_with_the_durable_store_loses_nothing_and_replays_only_the_tail() {
         ));
         let per_partition: Vec<(i32, usize)> = posts.iter().map(|(p, r)| (*p, r.len())).collect();
         println!("posts topic by partition: {per_partition:?}");
+        let committed = support::python(
+            "import sys\nfrom confluent_kafka import Consumer, TopicPartition\nc = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 'word-counts'})\nfor t in ['posts', 'word-counts-count_words']:\n    print(t, [tp.offset for tp in c.committed([TopicPartition(t, p) for p in range(8)], timeout=10)])",
+            &[&broker.addr],
+        );
+        println!("committed offsets:\n{committed}");
         let text = strip_ansi(&std::fs::read_to_string(&log_a).unwrap_or_default());
         let notable: Vec<&str> = text
             .lines()
