@@ -24,6 +24,13 @@ pub enum AppError {
     /// A table's durable store could not be opened.
     #[error(transparent)]
     Store(Box<crate::state::durable::StoreError>),
+    /// A record sent from an agent could not be written; the agent's error policy has the
+    /// failure (its dead-letter hook, else the worker stops with it).
+    #[error("the write to {topic} failed (the agent's error policy has it)")]
+    WriteFailed {
+        /// The topic.
+        topic: String,
+    },
     /// An agent stopped with an error.
     #[error(transparent)]
     Agent(#[from] AgentError),

@@ -19,7 +19,8 @@ use serde::Serialize;
 use crate::app::error::AppError;
 use crate::app::App;
 use crate::core::codec::{Codec, CodecName, Part, SerdeCodec};
-use crate::core::sink::Sink;
+use crate::core::context;
+use crate::core::sink::{Sink, WriteFor};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::writes::{ClientSource, TopicWriter};
 
@@ -39,20 +40,37 @@ pub struct SendOptions {
 
 /// A record queued in the producer: await it for the broker's acknowledgement (Faust's
 /// `send` returns once the record is buffered; its result is this future). Dropping it does
-/// not cancel the record.
+/// not cancel the record. Sent from an agent, the record holds the event being processed:
+/// the event is not committed before the broker has the record, whether or not this handle
+/// is awaited (a failure then goes to the agent's error policy, as a sink's does).
 #[derive(Debug)]
 pub struct SendHandle {
-    delivery: Delivery,
+    partition: i32,
+    state: Handle,
+}
+
+#[derive(Debug)]
+enum Handle {
+    /// Followed here.
+    Delivery(Delivery),
+    /// Followed by the worker's write tracker, which forwards the acknowledgement.
+    Tracked {
+        topic: Arc<str>,
+        ack: tokio::sync::oneshot::Receiver<RecordMetadata>,
+    },
 }
 
 impl SendHandle {
     pub(crate) fn new(delivery: Delivery) -> Self {
-        SendHandle { delivery }
+        SendHandle {
+            partition: delivery.partition(),
+            state: Handle::Delivery(delivery),
+        }
     }
 
     /// The partition the record was queued for.
     pub fn partition(&self) -> i32 {
-        self.delivery.partition()
+        self.partition
     }
 }
 
@@ -60,9 +78,14 @@ impl Future for SendHandle {
     type Output = Result<RecordMetadata, AppError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.delivery)
-            .poll(cx)
-            .map_err(AppError::from)
+        match &mut self.state {
+            Handle::Delivery(d) => Pin::new(d).poll(cx).map_err(AppError::from),
+            Handle::Tracked { topic, ack } => {
+                Pin::new(ack).poll(cx).map_err(|_| AppError::WriteFailed {
+                    topic: topic.to_string(),
+                })
+            }
+        }
     }
 }
 
@@ -267,12 +290,48 @@ impl<K: Model, V: Model> Topic<K, V> {
         if self.app.settings().topic_allow_declare && !client.is_declared(&self.main) {
             client.ensure_topics(&self.specs()).await?;
         }
+        // From an agent: the event being processed waits for the record (at least once).
+        let held = context::with_actor(|a| {
+            let current = a.slot.lock().current.clone();
+            (current, Arc::clone(&a.agent), a.failure.clone())
+        });
+        if held.is_some() {
+            client.writes().room().await;
+        }
         let delivery = match client.producer().try_enqueue(record) {
             Ok(d) => d,
             Err(TryEnqueueError::WouldBlock(record, _)) => client.enqueue(*record).await?,
             Err(TryEnqueueError::Failed(e)) => return Err(e.into()),
         };
-        Ok(SendHandle::new(delivery))
+        let Some((Some(current), agent, failure)) = held else {
+            return Ok(SendHandle::new(delivery));
+        };
+        let Some(ack) = current.ack.clone() else {
+            return Ok(SendHandle::new(delivery));
+        };
+        let partition = delivery.partition();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        client.writes().track_then(
+            delivery,
+            &self.main,
+            WriteFor {
+                acks: std::slice::from_ref(&ack),
+                message: current.message.as_ref(),
+                agent: &agent,
+                failure: failure.as_ref(),
+            },
+            Some(Box::new(move |meta: &RecordMetadata| {
+                let _ = tx.send(meta.clone());
+                Ok(())
+            })),
+        );
+        Ok(SendHandle {
+            partition,
+            state: Handle::Tracked {
+                topic: Arc::clone(&self.main),
+                ack: rx,
+            },
+        })
     }
 
     /// A sink that sends every value to this topic (no key). The actor goes on once the
