@@ -32,7 +32,6 @@ use crate::app::App;
 use crate::core::codec::{Codec, CodecError, CodecName, Direction, SerdeCodec};
 use crate::core::context;
 use crate::core::error::WriteError;
-use crate::core::sink::WriteFor;
 use crate::runtime::tables::{ApplyError, TablePartitions};
 use crate::runtime::topics::TopicSpec;
 use crate::runtime::tracker::AfterAck;
@@ -555,28 +554,13 @@ impl<K: Model + Hash + Eq, V: Model> Table<K, V> {
                 source: Arc::new(e),
             })
         })?;
-        let held = context::with_actor(|a| {
-            let current = a.slot.lock().current.clone();
-            (current, Arc::clone(&a.agent), a.failure.clone())
-        });
-        let table_agent: Arc<str> = Arc::from(format!("table {}", self.inner.name));
-        let (current, agent, failure) = held.unwrap_or((None, table_agent, None));
-        let acks: Vec<_> = current
-            .as_ref()
-            .and_then(|c| c.ack.clone())
-            .into_iter()
-            .collect();
-        client.writes().track_then(
-            delivery,
-            &self.inner.topic,
-            WriteFor {
-                acks: &acks,
-                message: current.as_ref().and_then(|c| c.message.as_ref()),
-                agent: &agent,
-                failure: failure.as_ref(),
-            },
-            then,
-        );
+        let writer: Arc<str> = Arc::from(format!("table {}", self.inner.name));
+        // Named as a writer, the record is always followed (nothing is handed back).
+        let followed =
+            client
+                .writes()
+                .track_current(delivery, &self.inner.topic, then, Some(writer));
+        debug_assert!(followed.is_none());
         Ok(())
     }
 

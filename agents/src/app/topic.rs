@@ -20,8 +20,9 @@ use crate::app::error::AppError;
 use crate::app::App;
 use crate::core::codec::{Codec, CodecName, Part, SerdeCodec};
 use crate::core::context;
-use crate::core::sink::{Sink, WriteFor};
+use crate::core::sink::Sink;
 use crate::runtime::topics::TopicSpec;
+use crate::runtime::tracker::AfterAck;
 use crate::runtime::writes::{ClientSource, TopicWriter};
 
 /// A type usable as a key, value or agent output: a serde model that can be shared between
@@ -291,11 +292,8 @@ impl<K: Model, V: Model> Topic<K, V> {
             client.ensure_topics(&self.specs()).await?;
         }
         // From an agent: the event being processed waits for the record (at least once).
-        let held = context::with_actor(|a| {
-            let current = a.slot.lock().current.clone();
-            (current, Arc::clone(&a.agent), a.failure.clone())
-        });
-        if held.is_some() {
+        let in_actor = context::with_actor(|_| ()).is_some();
+        if in_actor {
             client.writes().room().await;
         }
         let delivery = match client.producer().try_enqueue(record) {
@@ -303,35 +301,28 @@ impl<K: Model, V: Model> Topic<K, V> {
             Err(TryEnqueueError::WouldBlock(record, _)) => client.enqueue(*record).await?,
             Err(TryEnqueueError::Failed(e)) => return Err(e.into()),
         };
-        let Some((Some(current), agent, failure)) = held else {
+        if !in_actor {
             return Ok(SendHandle::new(delivery));
-        };
-        let Some(ack) = current.ack.clone() else {
-            return Ok(SendHandle::new(delivery));
-        };
+        }
         let partition = delivery.partition();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        client.writes().track_then(
-            delivery,
-            &self.main,
-            WriteFor {
-                acks: std::slice::from_ref(&ack),
-                message: current.message.as_ref(),
-                agent: &agent,
-                failure: failure.as_ref(),
-            },
-            Some(Box::new(move |meta: &RecordMetadata| {
-                let _ = tx.send(meta.clone());
-                Ok(())
-            })),
-        );
-        Ok(SendHandle {
-            partition,
-            state: Handle::Tracked {
-                topic: Arc::clone(&self.main),
-                ack: rx,
-            },
-        })
+        let forward: AfterAck = Box::new(move |meta: &RecordMetadata| {
+            let _ = tx.send(meta.clone());
+            Ok(())
+        });
+        match client
+            .writes()
+            .track_current(delivery, &self.main, Some(forward), None)
+        {
+            Some(delivery) => Ok(SendHandle::new(delivery)),
+            None => Ok(SendHandle {
+                partition,
+                state: Handle::Tracked {
+                    topic: Arc::clone(&self.main),
+                    ack: rx,
+                },
+            }),
+        }
     }
 
     /// A sink that sends every value to this topic (no key). The actor goes on once the

@@ -205,6 +205,46 @@ impl WriteTracker {
         }
     }
 
+    /// Follows `delivery` for the event the current actor is processing (its ack is held
+    /// until the broker has the record and `then` ran). Outside an actor, or with no event
+    /// being processed: followed as `outside`'s write with no hold when `outside` names a
+    /// writer, else handed back to the caller.
+    pub(crate) fn track_current(
+        &self,
+        delivery: Delivery,
+        topic: &Arc<str>,
+        then: Option<AfterAck>,
+        outside: Option<Arc<str>>,
+    ) -> Option<Delivery> {
+        let held = crate::core::context::with_actor(|a| {
+            let current = a.slot.lock().current.clone();
+            (current, Arc::clone(&a.agent), a.failure.clone())
+        });
+        let (current, agent, failure) = match (held, outside) {
+            (Some((Some(c), agent, failure)), _) if c.ack.is_some() => (Some(c), agent, failure),
+            (Some((current, agent, failure)), Some(_)) => (current, agent, failure),
+            (None, Some(writer)) => (None, writer, None),
+            (_, None) => return Some(delivery),
+        };
+        let acks: Vec<_> = current
+            .as_ref()
+            .and_then(|c| c.ack.clone())
+            .into_iter()
+            .collect();
+        self.track_then(
+            delivery,
+            topic,
+            WriteFor {
+                acks: &acks,
+                message: current.as_ref().and_then(|c| c.message.as_ref()),
+                agent: &agent,
+                failure: failure.as_ref(),
+            },
+            then,
+        );
+        None
+    }
+
     /// Records queued and not acknowledged (or failed) yet.
     pub fn pending(&self) -> usize {
         self.counts.pending.load(Ordering::Acquire)
