@@ -7,10 +7,12 @@
 //! - [`pipeline_workload`]: the records of the agent pipeline benchmark and their check.
 //! - [`replay_server`]: a loopback server that replays a pre-built topic to consumers,
 //!   acknowledges produced batches without storing them, and coordinates one-member groups.
+//! - [`fill`]: writing a bench's input to a topic.
 //! - [`proc_stats`]: peak RSS and CPU time from `/proc`.
 //! - [`tansu`]: a private tansu broker for a bench run.
 //! - [`svg_plot`]: the SVG line and bar charts of `bench_plots`.
 
+pub mod fill;
 pub mod pipeline_workload;
 pub mod proc_stats;
 pub mod replay_server;

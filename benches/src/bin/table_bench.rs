@@ -51,10 +51,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mephisto::state::store::StoreUrl;
 use mephisto::App;
+use mephisto_benches::fill::fill_topic;
 use mephisto_benches::proc_stats;
 use mephisto_benches::tansu::{BoxError, Tansu};
 use mephisto_engine::admin::{Admin, NewTopic};
-use mephisto_engine::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use mephisto_engine::producer::{Producer, ProducerConfig};
 use mephisto_engine::{ClientConfig, Cluster};
 
 #[global_allocator]
@@ -162,26 +163,11 @@ async fn fill_with(
             ..ProducerConfig::default()
         },
     )?;
-    let topic: Arc<str> = Arc::from(topic);
-    let mut pending: Vec<Delivery> = Vec::new();
-    for i in 0..records {
+    fill_topic(producer, topic, records, &|i| {
         let (partition, k, v) = make(i);
-        let mut r = ProducerRecord::for_topic(Arc::clone(&topic));
-        r.partition = partition;
-        r.key = Some(k);
-        r.value = Some(v);
-        pending.push(producer.enqueue(r).await?);
-        if pending.len() >= 50_000 {
-            for d in pending.drain(..) {
-                d.await?;
-            }
-        }
-    }
-    for d in pending {
-        d.await?;
-    }
-    producer.close().await;
-    Ok(())
+        (partition, Some(k), Some(v))
+    })
+    .await
 }
 
 /// App `id` on `url`, its tables in `store` (a durable store's directory) or in memory.

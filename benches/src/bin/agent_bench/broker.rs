@@ -7,11 +7,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mephisto_benches::fill::fill_topic;
 use mephisto_benches::pipeline_workload;
 use mephisto_benches::proc_stats;
 use mephisto_benches::replay_server::{Payload, ReplayConfig, ReplayServer};
 use mephisto_benches::tansu::{BoxError, Tansu};
-use mephisto_engine::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
+use mephisto_engine::producer::{Producer, ProducerConfig};
 use mephisto_engine::{Admin, ClientConfig, Cluster, NewTopic};
 use mephisto_wire::compression::Compression;
 use tokio::runtime::Runtime;
@@ -172,21 +173,13 @@ async fn prefill(url: &str, input: &Input) -> Result<(), BoxError> {
         ..ProducerConfig::default()
     };
     let producer = Producer::new(cluster, config)?;
-    let mut pending: Vec<Delivery> = Vec::new();
-    for i in 0..input.records {
-        let mut record = ProducerRecord::new(input.topic.as_str());
-        record.partition = Some(pipeline_workload::partition_of(i, input.partitions));
-        record.value = Some(Bytes::from(pipeline_workload::value(i)));
-        pending.push(producer.enqueue(record).await?);
-        if pending.len() >= 50_000 {
-            for d in pending.drain(..) {
-                d.await?;
-            }
-        }
-    }
-    for d in pending {
-        d.await?;
-    }
-    producer.close().await;
-    Ok(())
+    let partitions = input.partitions;
+    fill_topic(producer, &input.topic, input.records, &|i| {
+        (
+            Some(pipeline_workload::partition_of(i, partitions)),
+            None,
+            Some(Bytes::from(pipeline_workload::value(i))),
+        )
+    })
+    .await
 }
